@@ -1,0 +1,21 @@
+"""Connections to PostgreSQL: one pooled async engine per process."""
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    """The libpq URL of the configuration, pointed at SQLAlchemy's psycopg 3 dialect."""
+    scheme, sep, rest = database_url.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        raise ValueError("DATABASE_URL must look like postgresql://user@host:port/dbname")
+    return f"postgresql+psycopg://{rest}"
+
+
+def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        sqlalchemy_url(database_url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,  # a broken connection fails one call; pinging costs every call a round trip
+    )

@@ -1,0 +1,161 @@
+"""Reads and writes of licenses and what creating them touches, in SQLAlchemy Core."""
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.domain.licenses import HwidBinding, License
+
+from .tables import accounts, apps, idempotency, license_hwids, licenses
+
+_LICENSE_COLUMNS = (
+    licenses.c.id, licenses.c.key, licenses.c.app_id, licenses.c.revoked, licenses.c.expires_at,
+    licenses.c.max_hwid_slots, licenses.c.unlimited_hwid_slots, licenses.c.label,
+    licenses.c.created_at, licenses.c.updated_at, licenses.c.version,
+)
+
+
+@dataclass(frozen=True)
+class StoredLicense:
+    id: int  # the row id: keyset position and foreign key of its HWID bindings
+    account_id: uuid.UUID
+    license: License
+
+
+class Repository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    # Apps and credits
+
+    async def app_owner(self, app_id: uuid.UUID) -> uuid.UUID | None:
+        return await self.connection.scalar(select(apps.c.account_id).where(apps.c.id == app_id))
+
+    async def debit_credits(self, account_id: uuid.UUID, amount: int) -> bool:
+        """Takes `amount` credits in one conditional statement; False (and no change) if there are too few."""
+        taken = await self.connection.scalar(
+            update(accounts)
+            .where(accounts.c.id == account_id, accounts.c.credits >= amount)
+            .values(credits=accounts.c.credits - amount)
+            .returning(accounts.c.id)
+        )
+        return taken is not None
+
+    # Idempotent create (AIP-155)
+
+    async def claim_request(
+        self, account_id: uuid.UUID, request_id: uuid.UUID, fingerprint: bytes, now: datetime, ttl: timedelta
+    ) -> tuple[bytes, list[str]] | None:
+        """Claims a request id for this transaction; if an earlier request holds it, returns its fingerprint and keys.
+
+        A concurrent retry waits on the unique key until the first attempt commits or rolls back.
+        """
+        key = (idempotency.c.account_id == account_id) & (idempotency.c.request_id == request_id)
+        await self.connection.execute(delete(idempotency).where(key, idempotency.c.created_at < now - ttl))
+        claimed = await self.connection.scalar(
+            pg_insert(idempotency)
+            .values(account_id=account_id, request_id=request_id, fingerprint=fingerprint, license_keys=[])
+            .on_conflict_do_nothing()
+            .returning(idempotency.c.request_id)
+        )
+        if claimed is not None:
+            return None
+        prior = (await self.connection.execute(
+            select(idempotency.c.fingerprint, idempotency.c.license_keys).where(key)
+        )).one()
+        return prior.fingerprint, list(prior.license_keys)
+
+    async def remember_request(self, account_id: uuid.UUID, request_id: uuid.UUID, keys: list[str]) -> None:
+        await self.connection.execute(
+            update(idempotency)
+            .where(idempotency.c.account_id == account_id, idempotency.c.request_id == request_id)
+            .values(license_keys=keys)
+        )
+
+    # Licenses
+
+    async def add_licenses(self, new: Sequence[License]) -> None:
+        await self.connection.execute(insert(licenses), [
+            {
+                "key": lic.key, "app_id": uuid.UUID(lic.app_id), "revoked": lic.revoked,
+                "expires_at": lic.expires_at, "max_hwid_slots": lic.max_hwid_slots,
+                "unlimited_hwid_slots": lic.unlimited_hwid_slots, "label": lic.label,
+                "created_at": lic.created_at, "updated_at": lic.updated_at, "version": lic.version,
+            }
+            for lic in new
+        ])
+
+    async def license(self, key: str, *, for_update: bool = False) -> StoredLicense | None:
+        query = (
+            select(*_LICENSE_COLUMNS, apps.c.account_id)
+            .join(apps, apps.c.id == licenses.c.app_id)
+            .where(licenses.c.key == key)
+        )
+        if for_update:
+            query = query.with_for_update(of=licenses)  # serializes changes per license, never per table
+        row = (await self.connection.execute(query)).one_or_none()
+        if row is None:
+            return None
+        return (await self._with_hwids([row]))[0]
+
+    async def licenses_by_keys(self, keys: Sequence[str]) -> list[License]:
+        rows = (await self.connection.execute(
+            select(*_LICENSE_COLUMNS, apps.c.account_id)
+            .join(apps, apps.c.id == licenses.c.app_id)
+            .where(licenses.c.key.in_(keys))
+            .order_by(licenses.c.id)
+        )).all()
+        return [stored.license for stored in await self._with_hwids(rows)]
+
+    async def page(self, app_id: uuid.UUID, account_id: uuid.UUID, after_id: int, limit: int) -> list[StoredLicense]:
+        """Up to `limit` licenses of the app after row `after_id`: an index range scan on (app_id, id)."""
+        rows = (await self.connection.execute(
+            select(*_LICENSE_COLUMNS)
+            .where(licenses.c.app_id == app_id, licenses.c.id > after_id)
+            .order_by(licenses.c.id)
+            .limit(limit)
+        )).all()
+        return await self._with_hwids(rows, account_id)
+
+    async def save(self, stored: StoredLicense, lic: License) -> None:
+        await self.connection.execute(
+            update(licenses).where(licenses.c.id == stored.id).values(
+                revoked=lic.revoked, expires_at=lic.expires_at, updated_at=lic.updated_at, version=lic.version,
+            )
+        )
+        if stored.license.hwids and not lic.hwids:
+            await self.connection.execute(delete(license_hwids).where(license_hwids.c.license_id == stored.id))
+
+    async def remove(self, stored: StoredLicense) -> None:
+        await self.connection.execute(delete(licenses).where(licenses.c.id == stored.id))
+
+    async def _with_hwids(self, rows: Sequence[Row], account_id: uuid.UUID | None = None) -> list[StoredLicense]:  # type: ignore[type-arg]
+        """Attaches HWID bindings to license rows with one query for the whole batch."""
+        bindings: dict[int, list[HwidBinding]] = defaultdict(list)
+        if rows:
+            found = await self.connection.execute(
+                select(license_hwids)
+                .where(license_hwids.c.license_id.in_([r.id for r in rows]))
+                .order_by(license_hwids.c.license_id, license_hwids.c.bound_at, license_hwids.c.hwid)
+            )
+            for b in found:
+                bindings[b.license_id].append(HwidBinding(b.hwid, b.bound_at, b.last_seen_at))
+        return [
+            StoredLicense(row.id, account_id or row.account_id, _license(row, tuple(bindings[row.id])))
+            for row in rows
+        ]
+
+
+def _license(row: Row, hwids: tuple[HwidBinding, ...]) -> License:  # type: ignore[type-arg]
+    return License(
+        key=row.key, app_id=str(row.app_id), revoked=row.revoked, expires_at=row.expires_at,
+        max_hwid_slots=row.max_hwid_slots, unlimited_hwid_slots=row.unlimited_hwid_slots, label=row.label,
+        created_at=row.created_at, updated_at=row.updated_at, version=row.version, hwids=hwids,
+    )

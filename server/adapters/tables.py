@@ -1,0 +1,93 @@
+"""The schema, as SQLAlchemy Core tables. Migrations (server/migrations) create it."""
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger, Boolean, CheckConstraint, Column, DateTime, ForeignKey, Identity, Index, Integer,
+    LargeBinary, MetaData, Table, Text, UniqueConstraint, Uuid, text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+metadata = MetaData()
+_now = text("now()")
+
+
+def _ts(name: str, nullable: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(name, DateTime(timezone=True), nullable=nullable, server_default=None if nullable else _now)
+
+
+accounts = Table(
+    "accounts", metadata,
+    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("name", Text, nullable=False),
+    Column("credits", BigInteger, nullable=False, server_default="0"),
+    _ts("created_at"),
+    CheckConstraint("credits >= 0", name="credits_never_negative"),
+)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("account_id", Uuid, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", LargeBinary, nullable=False, unique=True),
+    Column("name", Text, nullable=False, server_default=""),
+    _ts("created_at"),
+    _ts("revoked_at", nullable=True),
+)
+
+apps = Table(
+    "apps", metadata,
+    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("account_id", Uuid, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    _ts("created_at"),
+)
+
+licenses = Table(
+    "licenses", metadata,
+    # A monotonic id gives the keyset order of ListLicenses.
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("key", Text, nullable=False, unique=True),
+    Column("app_id", Uuid, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("revoked", Boolean, nullable=False, server_default="false"),
+    _ts("expires_at", nullable=True),
+    Column("max_hwid_slots", Integer, nullable=False),
+    Column("unlimited_hwid_slots", Boolean, nullable=False),
+    Column("label", Text, nullable=False, server_default=""),
+    Column("version", BigInteger, nullable=False, server_default="1"),
+    _ts("created_at"),
+    _ts("updated_at"),
+    Index("licenses_app_id_id", "app_id", "id"),
+)
+
+license_hwids = Table(
+    "license_hwids", metadata,
+    Column("license_id", BigInteger, ForeignKey("licenses.id", ondelete="CASCADE"), primary_key=True),
+    Column("hwid", Text, primary_key=True),
+    _ts("bound_at"),
+    _ts("last_seen_at"),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("event_type", Text, nullable=False),
+    Column("account_id", Uuid, nullable=False),
+    Column("app_id", Uuid, nullable=False),
+    Column("license_key", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    _ts("created_at"),
+    _ts("published_at", nullable=True),
+    UniqueConstraint("license_key", "version", name="outbox_license_version"),
+    Index("outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+)
+
+idempotency = Table(
+    "idempotency", metadata,
+    Column("account_id", Uuid, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("request_id", Uuid, primary_key=True),
+    Column("fingerprint", LargeBinary, nullable=False),
+    Column("license_keys", ARRAY(Text), nullable=False),
+    _ts("created_at"),
+)

@@ -1,0 +1,67 @@
+"""One database transaction per use case; the outbox rows of its changes are written inside it.
+
+Nothing can change without its event, and no event can be written for a change that rolls back:
+the use case records events, and `commit()` writes them in the same transaction just before COMMIT.
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from server.domain.licenses import EventType, License
+
+from .repository import Repository
+from .serialization import license_to_json
+from .tables import outbox
+
+OUTBOX_CHANNEL = "outbox"  # the relay LISTENs here to publish within milliseconds of a commit
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    type: EventType
+    account_id: uuid.UUID
+    license: License
+
+
+class UnitOfWork(Repository):
+    def __init__(self, connection: AsyncConnection) -> None:
+        super().__init__(connection)
+        self._events: list[PendingEvent] = []
+
+    def record(self, event_type: EventType, account_id: uuid.UUID, lic: License) -> None:
+        self._events.append(PendingEvent(event_type, account_id, lic))
+
+    async def flush_events(self) -> None:
+        if not self._events:
+            return
+        rows = [
+            {
+                "event_id": uuid.uuid4(),
+                "event_type": e.type.value,
+                "account_id": e.account_id,
+                "app_id": uuid.UUID(e.license.app_id),
+                "license_key": e.license.key,
+                "version": e.license.version,
+                "payload": license_to_json(e.license),
+            }
+            for e in self._events
+        ]
+        await self.connection.execute(insert(outbox), rows)
+        await self.connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+        self._events.clear()
+
+
+@asynccontextmanager
+async def unit_of_work(engine: AsyncEngine) -> AsyncIterator[UnitOfWork]:
+    """Commits when the block ends normally (events included), rolls everything back otherwise."""
+    async with engine.connect() as connection:
+        async with connection.begin():
+            uow = UnitOfWork(connection)
+            yield uow
+            await uow.flush_events()

@@ -1,0 +1,62 @@
+"""Protobuf messages to domain values and back. No rules here: only shapes."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from licensing.v1 import licenses_pb2 as pb
+from server.domain.errors import BadRequest
+from server.domain.licenses import Action, HwidBinding, License, Status
+
+_STATUS = {
+    Status.ACTIVE: pb.LICENSE_STATUS_ACTIVE,
+    Status.REVOKED: pb.LICENSE_STATUS_REVOKED,
+    Status.EXPIRED: pb.LICENSE_STATUS_EXPIRED,
+}
+ACTIONS = {
+    pb.LICENSE_ACTION_REVOKE: Action.REVOKE,
+    pb.LICENSE_ACTION_ACTIVATE: Action.ACTIVATE,
+    pb.LICENSE_ACTION_EXTEND: Action.EXTEND,
+    pb.LICENSE_ACTION_RESET_HWID: Action.RESET_HWID,
+}
+
+
+def optional_time(message: object, field_name: str) -> datetime | None:
+    """The timestamp in `field_name`, or None when the field is absent."""
+    if not message.HasField(field_name):  # type: ignore[attr-defined]
+        return None
+    ts: Timestamp = getattr(message, field_name)
+    try:
+        return ts.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as error:
+        raise BadRequest.single(field_name, f"is not a valid timestamp ({error})") from error
+
+
+def optional_int(message: object, field_name: str) -> int | None:
+    return getattr(message, field_name) if message.HasField(field_name) else None  # type: ignore[attr-defined]
+
+
+def license_message(lic: License, now: datetime) -> pb.License:
+    message = pb.License(
+        key=lic.key,
+        app_id=lic.app_id,
+        status=_STATUS[lic.status(now)],
+        max_hwid_slots=lic.max_hwid_slots,
+        unlimited_hwid_slots=lic.unlimited_hwid_slots,
+        label=lic.label,
+        hwids=[_binding(b) for b in lic.hwids],
+        version=lic.version,
+    )
+    if lic.expires_at is not None:
+        message.expires_at.FromDatetime(lic.expires_at)
+    message.created_at.FromDatetime(lic.created_at)
+    message.updated_at.FromDatetime(lic.updated_at)
+    return message
+
+
+def _binding(binding: HwidBinding) -> pb.HwidBinding:
+    message = pb.HwidBinding(hwid=binding.hwid)
+    message.bound_at.FromDatetime(binding.bound_at)
+    message.last_seen_at.FromDatetime(binding.last_seen_at)
+    return message

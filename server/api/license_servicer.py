@@ -1,0 +1,69 @@
+"""LicenseService: parses each request, runs one use case, converts the result."""
+from __future__ import annotations
+
+import uuid
+
+import grpc
+
+from licensing.v1 import licenses_pb2 as pb
+from licensing.v1 import licenses_pb2_grpc
+from server.domain import commands
+from server.domain.clock import utcnow
+from server.service.accounts import AccountService
+from server.service.licenses import LicenseService
+
+from .convert import ACTIONS, license_message, optional_int, optional_time
+from .handler import rpc
+
+Context = grpc.aio.ServicerContext
+
+
+class LicenseServicer(licenses_pb2_grpc.LicenseServiceServicer):
+    def __init__(self, licenses: LicenseService, accounts: AccountService) -> None:
+        self.licenses = licenses
+        self.accounts = accounts
+
+    @rpc
+    async def CreateLicenses(self, request: pb.CreateLicensesRequest, context: Context, account: uuid.UUID) -> pb.CreateLicensesResponse:
+        now = utcnow()
+        cmd = commands.create_licenses(
+            app_id=request.app_id,
+            quantity=optional_int(request, "quantity"),
+            expires_at=optional_time(request, "expires_at"),
+            max_hwid_slots=optional_int(request, "max_hwid_slots"),
+            unlimited_hwid_slots=request.unlimited_hwid_slots,
+            label=request.label,
+            request_id=request.request_id,
+            now=now,
+        )
+        created = await self.licenses.create(account, cmd)
+        return pb.CreateLicensesResponse(licenses=[license_message(lic, now) for lic in created])
+
+    @rpc
+    async def ListLicenses(self, request: pb.ListLicensesRequest, context: Context, account: uuid.UUID) -> pb.ListLicensesResponse:
+        cmd = commands.list_licenses(app_id=request.app_id, limit=optional_int(request, "limit"), cursor=request.cursor)
+        page = await self.licenses.list(account, cmd)
+        now = utcnow()
+        return pb.ListLicensesResponse(licenses=[license_message(lic, now) for lic in page.licenses], cursor=page.cursor)
+
+    @rpc
+    async def GetLicense(self, request: pb.GetLicenseRequest, context: Context, account: uuid.UUID) -> pb.GetLicenseResponse:
+        lic = await self.licenses.get(account, commands.license_key(request.key))
+        return pb.GetLicenseResponse(license=license_message(lic, utcnow()))
+
+    @rpc
+    async def UpdateLicense(self, request: pb.UpdateLicenseRequest, context: Context, account: uuid.UUID) -> pb.UpdateLicenseResponse:
+        now = utcnow()
+        cmd = commands.update_license(
+            key=request.key,
+            action=ACTIONS.get(request.action),
+            expires_at=optional_time(request, "expires_at"),
+            now=now,
+        )
+        lic = await self.licenses.update(account, cmd)
+        return pb.UpdateLicenseResponse(license=license_message(lic, utcnow()))
+
+    @rpc
+    async def DeleteLicense(self, request: pb.DeleteLicenseRequest, context: Context, account: uuid.UUID) -> pb.DeleteLicenseResponse:
+        lic = await self.licenses.delete(account, commands.license_key(request.key))
+        return pb.DeleteLicenseResponse(license=license_message(lic, utcnow()))

@@ -1,0 +1,58 @@
+"""Assembles the grpc.aio server: the license API, health, reflection, graceful shutdown."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from licensing.v1 import licenses_pb2, licenses_pb2_grpc
+from server.adapters.db import create_engine
+from server.config import Settings
+from server.service.accounts import AccountService
+from server.service.licenses import LicenseService
+
+from .license_servicer import LicenseServicer
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+SERVICE_NAMES = [licenses_pb2.DESCRIPTOR.services_by_name["LicenseService"].full_name]
+
+
+async def serve(settings: Settings) -> None:
+    engine = create_engine(settings.require_database_url(), settings.db_pool_size)
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.keepalive_time_ms", 60_000),
+        ],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+    )
+    licenses_pb2_grpc.add_LicenseServiceServicer_to_server(
+        LicenseServicer(LicenseService(engine), AccountService(engine)), server
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+
+    port = server.add_insecure_port(settings.grpc_listen)
+    await server.start()
+    for name in ["", *SERVICE_NAMES]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving gRPC on %s (port %d)", settings.grpc_listen, port)
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+
+    log.info("shutting down: draining calls for up to %.0fs", settings.shutdown_grace_seconds)
+    await health_servicer.enter_graceful_shutdown()  # probes see NOT_SERVING while calls drain
+    await server.stop(settings.shutdown_grace_seconds)
+    await engine.dispose()

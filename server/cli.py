@@ -1,0 +1,135 @@
+"""The `licensing` command: serve, migrate, dev, and the operators' `admin` commands."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from server.adapters.db import create_engine
+from server.adapters.migrate import migrate
+from server.config import Settings
+from server.domain.errors import DomainError
+from server.service.accounts import AccountService
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(settings, args) or 0)
+    except DomainError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    from server.api.server import serve
+
+    asyncio.run(serve(settings))
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> None:
+    migrate(settings.require_database_url())
+    print("database is at the latest schema")
+
+
+def _dev(settings: Settings, args: argparse.Namespace) -> None:
+    from server.dev import run_dev
+
+    run_dev(settings)
+
+
+def _admin(action: Callable[[AccountService, argparse.Namespace], Awaitable[dict[str, Any]]]) -> Callable[[Settings, argparse.Namespace], None]:
+    """Runs one operator command against DATABASE_URL and prints its result."""
+
+    def run(settings: Settings, args: argparse.Namespace) -> None:
+        async def call() -> dict[str, Any]:
+            engine = create_engine(settings.require_database_url(), pool_size=1)
+            try:
+                return await action(AccountService(engine), args)
+            finally:
+                await engine.dispose()
+
+        result = asyncio.run(call())
+        if args.json:
+            print(json.dumps(result))
+        else:
+            for name, value in result.items():
+                print(f"{name}: {value}")
+
+    return run
+
+
+async def _create_account(accounts: AccountService, args: argparse.Namespace) -> dict[str, Any]:
+    issued = await accounts.create_account(args.name, args.credits)
+    return {"account_id": str(issued.account_id), "token": issued.token, "token_id": str(issued.token_id),
+            "credits": args.credits}
+
+
+async def _create_app(accounts: AccountService, args: argparse.Namespace) -> dict[str, Any]:
+    app_id = await accounts.create_app(args.account, args.name)
+    return {"account_id": str(args.account), "app_id": str(app_id)}
+
+
+async def _add_credits(accounts: AccountService, args: argparse.Namespace) -> dict[str, Any]:
+    return {"account_id": str(args.account), "credits": await accounts.add_credits(args.account, args.amount)}
+
+
+async def _show_account(accounts: AccountService, args: argparse.Namespace) -> dict[str, Any]:
+    return await accounts.show_account(args.account)
+
+
+async def _create_token(accounts: AccountService, args: argparse.Namespace) -> dict[str, Any]:
+    issued = await accounts.create_token(args.account, args.name)
+    return {"account_id": str(issued.account_id), "token": issued.token, "token_id": str(issued.token_id)}
+
+
+async def _revoke_token(accounts: AccountService, args: argparse.Namespace) -> dict[str, Any]:
+    account_id = await accounts.revoke_token(args.token_id)
+    return {"account_id": str(account_id), "token_id": str(args.token_id), "revoked": True}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="licensing", description="License-key service")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    commands.add_parser("serve", help="serve gRPC on GRPC_LISTEN").set_defaults(run=_serve)
+    commands.add_parser("migrate", help="bring DATABASE_URL's schema up to date").set_defaults(run=_migrate)
+    commands.add_parser(
+        "dev", help="what `make run` does: embedded PostgreSQL when DATABASE_URL is unset, migrate, demo data, serve"
+    ).set_defaults(run=_dev)
+
+    admin = commands.add_parser("admin", help="operators' commands").add_subparsers(required=True, metavar="ACTION")
+
+    def command(name: str, help_text: str, action: Callable[..., Awaitable[dict[str, Any]]]) -> argparse.ArgumentParser:
+        sub = admin.add_parser(name, help=help_text)
+        sub.add_argument("--json", action="store_true", help="print one JSON object")
+        sub.set_defaults(run=_admin(action))
+        return sub
+
+    sub = command("create-account", "create an account and its first API token (shown once)", _create_account)
+    sub.add_argument("--name", required=True)
+    sub.add_argument("--credits", type=int, default=0)
+    sub = command("create-app", "create an app owned by an account", _create_app)
+    sub.add_argument("--account", type=uuid.UUID, required=True)
+    sub.add_argument("--name", required=True)
+    sub = command("add-credits", "add credits to an account", _add_credits)
+    sub.add_argument("--account", type=uuid.UUID, required=True)
+    sub.add_argument("--amount", type=int, required=True)
+    sub = command("show-account", "show an account's credits, apps and live token count", _show_account)
+    sub.add_argument("--account", type=uuid.UUID, required=True)
+    sub = command("create-token", "create another API token for an account (shown once)", _create_token)
+    sub.add_argument("--account", type=uuid.UUID, required=True)
+    sub.add_argument("--name", default="")
+    sub = command("revoke-token", "revoke an API token by its id; effective at once", _revoke_token)
+    sub.add_argument("--token-id", type=uuid.UUID, required=True)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

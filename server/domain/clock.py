@@ -1,0 +1,6 @@
+"""The current time, always timezone-aware UTC."""
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,118 @@
+"""License use cases: each runs in one transaction and records one event per license it changes."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from server.adapters.repository import StoredLicense
+from server.adapters.unit_of_work import UnitOfWork, unit_of_work
+from server.domain import commands, licenses, limits
+from server.domain.clock import utcnow
+from server.domain.errors import BadRequest, Forbidden, NoCredits, NotFound
+from server.domain.keys import generate_key
+from server.domain.licenses import EventType, License
+from server.domain.pagination import decode_cursor, encode_cursor
+
+_KEY_COLLISION_RETRIES = 3  # 80 random bits: a collision is astronomically rare, but must not surface
+
+
+@dataclass(frozen=True)
+class Page:
+    licenses: list[License]
+    cursor: str  # empty on the last page
+
+
+class LicenseService:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(self, account_id: uuid.UUID, cmd: commands.CreateLicenses) -> list[License]:
+        for attempt in range(_KEY_COLLISION_RETRIES):
+            try:
+                async with unit_of_work(self._engine) as uow:
+                    return await self._create(uow, account_id, cmd)
+            except IntegrityError as error:
+                if "licenses_key_key" not in str(error.orig) or attempt == _KEY_COLLISION_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _create(self, uow: UnitOfWork, account_id: uuid.UUID, cmd: commands.CreateLicenses) -> list[License]:
+        await _ensure_app_owned(uow, cmd.app_id, account_id)
+        now = utcnow()
+        if cmd.request_id is not None:
+            ttl = timedelta(hours=limits.IDEMPOTENCY_HOURS)
+            prior = await uow.claim_request(account_id, cmd.request_id, cmd.fingerprint(), now, ttl)
+            if prior is not None:
+                fingerprint, keys = prior
+                if fingerprint != cmd.fingerprint():
+                    raise BadRequest.single("request_id", "was already used for a different request")
+                return await uow.licenses_by_keys(keys)
+        new = [
+            License(
+                key=generate_key(), app_id=str(cmd.app_id), revoked=False, expires_at=cmd.expires_at,
+                max_hwid_slots=cmd.max_hwid_slots, unlimited_hwid_slots=cmd.unlimited_hwid_slots,
+                label=cmd.label, created_at=now, updated_at=now, version=1,
+            )
+            for _ in range(cmd.quantity)
+        ]
+        await uow.add_licenses(new)
+        for lic in new:
+            uow.record(EventType.CREATED, account_id, lic)
+        if cmd.request_id is not None:
+            await uow.remember_request(account_id, cmd.request_id, [lic.key for lic in new])
+        # Last, so the account's row stays locked for one statement and the commit only.
+        if not await uow.debit_credits(account_id, cmd.quantity):
+            raise NoCredits(f"creating {cmd.quantity} licenses needs {cmd.quantity} credits", needed=str(cmd.quantity))
+        return new
+
+    async def list(self, account_id: uuid.UUID, cmd: commands.ListLicenses) -> Page:
+        after = decode_cursor(cmd.cursor, cmd.app_id)
+        async with self._engine.connect() as connection:
+            uow = UnitOfWork(connection)
+            await _ensure_app_owned(uow, cmd.app_id, account_id)
+            # One row more than asked tells whether another page follows, without a COUNT.
+            rows = await uow.page(cmd.app_id, account_id, after, cmd.limit + 1)
+        more = len(rows) > cmd.limit
+        rows = rows[: cmd.limit]
+        cursor = encode_cursor(cmd.app_id, rows[-1].id) if more else ""
+        return Page([r.license for r in rows], cursor)
+
+    async def get(self, account_id: uuid.UUID, key: str) -> License:
+        async with self._engine.connect() as connection:
+            stored = await UnitOfWork(connection).license(key)
+        return _owned(stored, account_id).license
+
+    async def update(self, account_id: uuid.UUID, cmd: commands.UpdateLicense) -> License:
+        async with unit_of_work(self._engine) as uow:
+            stored = _owned(await uow.license(cmd.key, for_update=True), account_id)
+            change = licenses.apply(stored.license, cmd.action, utcnow(), cmd.expires_at)
+            if change.event is not None:
+                await uow.save(stored, change.license)
+                uow.record(change.event, account_id, change.license)
+            return change.license
+
+    async def delete(self, account_id: uuid.UUID, key: str) -> License:
+        async with unit_of_work(self._engine) as uow:
+            stored = _owned(await uow.license(key, for_update=True), account_id)
+            change = licenses.deleted(stored.license, utcnow())
+            await uow.remove(stored)
+            uow.record(EventType.DELETED, account_id, change.license)
+            return stored.license
+
+
+async def _ensure_app_owned(uow: UnitOfWork, app_id: uuid.UUID, account_id: uuid.UUID) -> None:
+    # An app of another account and an app that does not exist look alike: ids never leak.
+    if await uow.app_owner(app_id) != account_id:
+        raise Forbidden("the app does not belong to your account", appId=str(app_id))
+
+
+def _owned(stored: StoredLicense | None, account_id: uuid.UUID) -> StoredLicense:
+    if stored is None:
+        raise NotFound("license key does not exist")
+    if stored.account_id != account_id:
+        raise Forbidden("the license's app does not belong to your account", key=stored.license.key)
+    return stored
