@@ -67,6 +67,8 @@ def create_licenses(
     _future(bad, "expires_at", expires_at, now)
     if len(label) > limits.LABEL_MAX_CHARS:  # str length counts characters, not UTF-8 bytes
         bad.add("label", f"must be at most {limits.LABEL_MAX_CHARS} characters, got {len(label)}")
+    if "\x00" in label:  # PostgreSQL text cannot hold NUL; say so instead of failing in the database
+        bad.add("label", "must not contain NUL characters")
     request = _uuid(bad, "request_id", request_id) if request_id else None
     bad.raise_if_any()
     return CreateLicenses(app, quantity, expires_at, slots, unlimited_hwid_slots, label, request)

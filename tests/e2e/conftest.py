@@ -1,0 +1,106 @@
+"""A real `licensing serve` process on a free port, and accounts made with the real admin CLI."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from licensing.v1 import licenses_pb2_grpc
+from server.cli import main as licensing
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def admin(*args: str) -> dict:
+    """Runs `licensing admin ... --json` in-process and returns its JSON object."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = licensing(["admin", *args, "--json"])
+    assert code == 0, f"licensing admin {' '.join(args)} failed"
+    return json.loads(out.getvalue())
+
+
+@pytest.fixture(scope="session")
+def server_address(database_url: str) -> Iterator[str]:
+    address = f"127.0.0.1:{_free_port()}"
+    env = {**os.environ, "DATABASE_URL": database_url, "GRPC_LISTEN": address, "LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=ROOT)
+    try:
+        _wait_until_serving(address, process)
+        yield address
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, "the server must shut down cleanly on SIGTERM"
+
+
+def _wait_until_serving(address: str, process: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 30
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "the server exited during start-up"
+            try:
+                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                time.sleep(0.1)
+    raise TimeoutError(f"server on {address} did not become healthy")
+
+
+@pytest.fixture(scope="session")
+def channel(server_address: str) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(server_address) as ch:
+        yield ch
+
+
+@pytest.fixture(scope="session")
+def stub(channel: grpc.Channel) -> licenses_pb2_grpc.LicenseServiceStub:
+    return licenses_pb2_grpc.LicenseServiceStub(channel)
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: str
+    token: str
+    app_id: str
+
+    @property
+    def auth(self) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {self.token}")]
+
+
+@pytest.fixture
+def make_account(database_url: str):  # type: ignore[no-untyped-def]
+    """A new account with `credits` credits and one app, so tests never share state."""
+
+    def make(credits: int = 1000) -> Account:
+        created = admin("create-account", "--name", f"acct-{uuid.uuid4().hex[:8]}", "--credits", str(credits))
+        app = admin("create-app", "--account", created["account_id"], "--name", "app")
+        return Account(created["account_id"], created["token"], app["app_id"])
+
+    return make
+
+
+@pytest.fixture
+def account(make_account) -> Account:  # type: ignore[no-untyped-def]
+    return make_account()
