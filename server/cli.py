@@ -34,6 +34,25 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     asyncio.run(serve(settings))
 
 
+def _relay(settings: Settings, args: argparse.Namespace) -> None:
+    from server.runtime import run_relay
+
+    asyncio.run(run_relay(settings))
+
+
+def _events_tail(settings: Settings, args: argparse.Namespace) -> None:
+    from server.outbox.tail import tail
+
+    if not settings.nats_url:
+        raise SystemExit("NATS_URL is not set (e.g. nats://127.0.0.1:4222)")
+    coroutine = tail(settings.nats_url, settings.nats_stream, settings.nats_subject_prefix,
+                     args.app, args.type, args.from_start, args.limit)
+    try:
+        asyncio.run(coroutine)
+    except KeyboardInterrupt:
+        pass
+
+
 def _migrate(settings: Settings, args: argparse.Namespace) -> None:
     migrate(settings.require_database_url())
     print("database is at the latest schema")
@@ -99,10 +118,19 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="licensing", description="License-key service")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     commands.add_parser("serve", help="serve gRPC on GRPC_LISTEN").set_defaults(run=_serve)
+    commands.add_parser("relay", help="publish the outbox to NATS JetStream (no gRPC)").set_defaults(run=_relay)
     commands.add_parser("migrate", help="bring DATABASE_URL's schema up to date").set_defaults(run=_migrate)
     commands.add_parser(
         "dev", help="what `make run` does: embedded PostgreSQL when DATABASE_URL is unset, migrate, demo data, serve"
     ).set_defaults(run=_dev)
+
+    events = commands.add_parser("events", help="read the event stream").add_subparsers(required=True, metavar="ACTION")
+    sub = events.add_parser("tail", help="print events as JSON lines as they are published")
+    sub.add_argument("--app", help="only this app id")
+    sub.add_argument("--type", help="only this event type, e.g. license.revoked")
+    sub.add_argument("--from-start", action="store_true", help="replay the stream from its first event")
+    sub.add_argument("--limit", type=int, help="stop after this many events")
+    sub.set_defaults(run=_events_tail)
 
     admin = commands.add_parser("admin", help="operators' commands").add_subparsers(required=True, metavar="ACTION")
 

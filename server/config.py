@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+
+from server.outbox.relay import RelayConfig
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,15 @@ class Settings:
     max_concurrent_rpcs: int
     data_dir: Path  # embedded servers' data for `make run`
     log_level: str
+    nats_url: str | None  # None: no relay in `serve`; `licensing dev` starts an embedded nats-server
+    nats_stream: str
+    nats_subject_prefix: str
+    nats_duplicate_window_seconds: float
+    relay_enabled: bool
+    relay_batch_size: int
+    relay_poll_seconds: float
+    outbox_retention_hours: float
+    metrics_listen: str | None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -27,9 +39,32 @@ class Settings:
             max_concurrent_rpcs=int(env.get("MAX_CONCURRENT_RPCS", "1000")),
             data_dir=Path(env.get("LICENSING_DATA_DIR", ".data")),
             log_level=env.get("LOG_LEVEL", "INFO"),
+            nats_url=env.get("NATS_URL") or None,
+            nats_stream=env.get("NATS_STREAM", "LICENSING_EVENTS"),
+            nats_subject_prefix=env.get("NATS_SUBJECT_PREFIX", "licensing.events"),
+            nats_duplicate_window_seconds=float(env.get("NATS_DUPLICATE_WINDOW_SECONDS", "600")),
+            relay_enabled=env.get("RELAY_ENABLED", "true").lower() not in ("0", "false", "no"),
+            relay_batch_size=int(env.get("RELAY_BATCH_SIZE", "500")),
+            relay_poll_seconds=float(env.get("RELAY_POLL_SECONDS", "1")),
+            outbox_retention_hours=float(env.get("OUTBOX_RETENTION_HOURS", str(7 * 24))),
+            metrics_listen=env.get("METRICS_LISTEN") or None,
         )
 
     def require_database_url(self) -> str:
         if not self.database_url:
             raise SystemExit("DATABASE_URL is not set (libpq form: postgresql://user@host:5432/dbname)")
         return self.database_url
+
+    def relay_config(self) -> RelayConfig:
+        if not self.nats_url:
+            raise SystemExit("NATS_URL is not set (e.g. nats://127.0.0.1:4222)")
+        return RelayConfig(
+            database_url=self.require_database_url(),
+            nats_url=self.nats_url,
+            stream=self.nats_stream,
+            subject_prefix=self.nats_subject_prefix,
+            duplicate_window=self.nats_duplicate_window_seconds,
+            batch_size=self.relay_batch_size,
+            poll_seconds=self.relay_poll_seconds,
+            retention=timedelta(hours=self.outbox_retention_hours),
+        )

@@ -1,7 +1,7 @@
 """`licensing dev`, what `make run` starts: the whole working system from one command.
 
 With DATABASE_URL unset it starts an embedded PostgreSQL (data in .data/postgres, kept between
-runs), migrates, creates a demo account, app and token on first start, prints ready-to-paste
+runs), with NATS_URL unset an embedded nats-server with JetStream (data in .data/nats), migrates, creates a demo account, app and token on first start, prints ready-to-paste
 grpcurl commands, and serves.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 
 from server.adapters.db import create_engine
+from server.adapters.embedded_nats import EmbeddedNats, free_port, port_is_open
 from server.adapters.embedded_postgres import database_url_for, start_embedded_postgres
 from server.adapters.migrate import migrate
 from server.config import Settings
@@ -22,17 +23,34 @@ from server.service.accounts import AccountService
 
 DEV_DATABASE = "licensing"
 DEMO_CREDITS = 1000
+DEFAULT_NATS_PORT = 4222
+DEV_METRICS_LISTEN = "127.0.0.1:9464"
 
 
 def run_dev(settings: Settings) -> None:
     from server.api.server import serve
 
     database_url = settings.database_url or _embedded_database(settings.data_dir)
-    settings = replace(settings, database_url=database_url)
-    migrate(database_url)
-    demo = asyncio.run(_demo_account(database_url, settings.data_dir / "demo.json"))
-    print(_banner(settings, demo), flush=True)
-    asyncio.run(serve(settings))
+    nats = None if settings.nats_url else EmbeddedNats(settings.data_dir / "nats", _nats_port()).start()
+    settings = replace(
+        settings,
+        database_url=database_url,
+        nats_url=settings.nats_url or (nats.url if nats else None),
+        metrics_listen=settings.metrics_listen or DEV_METRICS_LISTEN,
+    )
+    try:
+        migrate(database_url)
+        demo = asyncio.run(_demo_account(database_url, settings.data_dir / "demo.json"))
+        print(_banner(settings, demo), flush=True)
+        asyncio.run(serve(settings))
+    finally:
+        if nats:
+            nats.stop()
+
+
+def _nats_port() -> int:
+    """NATS's usual port when it is free, so consumers find it; any free one otherwise."""
+    return DEFAULT_NATS_PORT if not port_is_open("127.0.0.1", DEFAULT_NATS_PORT) else free_port()
 
 
 def _embedded_database(data_dir: Path) -> str:
@@ -72,6 +90,7 @@ def _banner(settings: Settings, demo: dict[str, str]) -> str:
     return f"""
 License service on {address}
   DATABASE_URL={settings.database_url}
+  NATS_URL={settings.nats_url} (stream {settings.nats_stream}), metrics http://{settings.metrics_listen}/metrics
   demo account {demo['account_id']} ({DEMO_CREDITS} credits at creation), app {app}
   token: {token}
 
@@ -82,5 +101,6 @@ Try it (another terminal):
   {call} -d '{{"key": "KEY"}}' {address} licensing.v1.LicenseService/GetLicense
   {call} -d '{{"key": "KEY", "action": "LICENSE_ACTION_REVOKE"}}' {address} licensing.v1.LicenseService/UpdateLicense
   {call} -d '{{"key": "KEY"}}' {address} licensing.v1.LicenseService/DeleteLicense
+Events: NATS_URL={settings.nats_url} .venv/bin/licensing events tail --from-start
 Operators: DATABASE_URL='{settings.database_url}' .venv/bin/licensing admin show-account --account {demo['account_id']}
 """

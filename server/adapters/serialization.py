@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from server.domain.licenses import License
+from server.domain.licenses import HwidBinding, License
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -28,3 +28,26 @@ def license_to_json(lic: License) -> dict[str, Any]:
         "updated_at": _iso(lic.updated_at),
         "version": lic.version,
     }
+
+
+def license_from_json(data: dict[str, Any]) -> License:
+    return License(
+        key=data["key"],
+        app_id=data["app_id"],
+        revoked=data["revoked"],
+        expires_at=_time(data["expires_at"]),
+        max_hwid_slots=data["max_hwid_slots"],
+        unlimited_hwid_slots=data["unlimited_hwid_slots"],
+        label=data["label"],
+        hwids=tuple(
+            HwidBinding(h["hwid"], datetime.fromisoformat(h["bound_at"]), datetime.fromisoformat(h["last_seen_at"]))
+            for h in data["hwids"]
+        ),
+        created_at=datetime.fromisoformat(data["created_at"]),
+        updated_at=datetime.fromisoformat(data["updated_at"]),
+        version=data["version"],
+    )
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

@@ -81,6 +81,7 @@ outbox = Table(
     _ts("published_at", nullable=True),
     UniqueConstraint("license_key", "version", name="outbox_license_version"),
     Index("outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+    Index("outbox_published_at", "published_at", postgresql_where=text("published_at IS NOT NULL")),
 )
 
 idempotency = Table(

@@ -49,6 +49,7 @@ class UnitOfWork(Repository):
                 "license_key": e.license.key,
                 "version": e.license.version,
                 "payload": license_to_json(e.license),
+                "created_at": e.license.updated_at,  # the event's time is the change's time
             }
             for e in self._events
         ]

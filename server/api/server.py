@@ -1,9 +1,7 @@
 """Assembles the grpc.aio server: the license API, health, reflection, graceful shutdown."""
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -12,6 +10,7 @@ from grpc_reflection.v1alpha import reflection
 from licensing.v1 import licenses_pb2, licenses_pb2_grpc
 from server.adapters.db import create_engine
 from server.config import Settings
+from server.runtime import start_metrics, start_relay, stop_task, wait_for_shutdown_signal
 from server.service.accounts import AccountService
 from server.service.licenses import LicenseService
 
@@ -45,14 +44,13 @@ async def serve(settings: Settings) -> None:
     for name in ["", *SERVICE_NAMES]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving gRPC on %s (port %d)", settings.grpc_listen, port)
+    start_metrics(settings)
+    relay = start_relay(settings)
 
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    await stopping.wait()
+    await wait_for_shutdown_signal()
 
     log.info("shutting down: draining calls for up to %.0fs", settings.shutdown_grace_seconds)
     await health_servicer.enter_graceful_shutdown()  # probes see NOT_SERVING while calls drain
     await server.stop(settings.shutdown_grace_seconds)
+    await stop_task(relay)
     await engine.dispose()

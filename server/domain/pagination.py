@@ -11,6 +11,7 @@ import uuid
 from .errors import BadRequest
 
 _VERSION = "1"
+_MAX_POSITION = 2**63 - 1  # row ids are PostgreSQL bigints
 
 
 def encode_cursor(app_id: uuid.UUID, last_id: int) -> str:
@@ -26,7 +27,7 @@ def decode_cursor(cursor: str, app_id: uuid.UUID) -> int:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         version, app, last_id = raw.split(":")
         position = int(last_id)
-        valid = version == _VERSION and uuid.UUID(app) == app_id and position > 0
+        valid = version == _VERSION and uuid.UUID(app) == app_id and 0 < position <= _MAX_POSITION
     except (ValueError, binascii.Error, UnicodeDecodeError):
         valid = False
     if not valid:

@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from licensing.v1 import licenses_pb2_grpc
 from server.cli import main as licensing
+from tests.conftest import EventStream
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,9 +42,17 @@ def admin(*args: str) -> dict:
 
 
 @pytest.fixture(scope="session")
-def server_address(database_url: str) -> Iterator[str]:
+def event_stream(new_event_stream) -> EventStream:  # type: ignore[no-untyped-def]
+    """The stream the session's server relays its outbox into."""
+    stream: EventStream = new_event_stream()
+    return stream
+
+
+@pytest.fixture(scope="session")
+def server_address(database_url: str, event_stream: EventStream) -> Iterator[str]:
     address = f"127.0.0.1:{_free_port()}"
-    env = {**os.environ, "DATABASE_URL": database_url, "GRPC_LISTEN": address, "LOG_LEVEL": "WARNING"}
+    env = {**os.environ, **event_stream.env(), "DATABASE_URL": database_url, "GRPC_LISTEN": address,
+           "LOG_LEVEL": "WARNING", "RELAY_POLL_SECONDS": "0.2"}
     process = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=ROOT)
     try:
         _wait_until_serving(address, process)

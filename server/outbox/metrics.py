@@ -1,0 +1,17 @@
+"""The relay's Prometheus metrics (served on METRICS_LISTEN)."""
+from prometheus_client import Counter, Gauge, Histogram
+
+BACKLOG = Gauge("licensing_outbox_backlog", "Outbox rows not yet published")
+OLDEST_AGE = Gauge("licensing_outbox_oldest_unpublished_age_seconds", "Age of the oldest unpublished event")
+PUBLISHED = Counter("licensing_outbox_published_total", "Events acknowledged by JetStream")
+DUPLICATES = Counter("licensing_outbox_duplicates_total", "Re-publishes JetStream dropped as duplicates")
+PUBLISH_ERRORS = Counter("licensing_outbox_publish_errors_total", "Publishes that failed or timed out")
+PUBLISH_LATENCY = Histogram(
+    "licensing_outbox_publish_latency_seconds", "From publish to JetStream acknowledgement",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+COMMIT_TO_ACK = Histogram(
+    "licensing_outbox_lag_seconds", "From the change's transaction to JetStream acknowledgement",
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+ACTIVE = Gauge("licensing_outbox_relay_active", "1 when this process is the active relay")

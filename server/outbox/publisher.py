@@ -1,0 +1,54 @@
+"""JetStream: the stream the relay publishes into, created or updated at start-up."""
+from __future__ import annotations
+
+import logging
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import PubAck, StreamConfig
+from nats.js.errors import NotFoundError
+
+from .messages import Message
+
+log = logging.getLogger(__name__)
+
+
+class Publisher:
+    def __init__(self, client: Client, stream: str, timeout: float) -> None:
+        self._client = client
+        self._js: JetStreamContext = client.jetstream()
+        self._stream = stream
+        self._timeout = timeout
+
+    @classmethod
+    async def connect(cls, url: str, stream: str, subject_prefix: str, duplicate_window: float,
+                      timeout: float = 5.0) -> Publisher:
+        client = await nats.connect(
+            url, name="licensing-relay", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+            allow_reconnect=True, connect_timeout=2,
+        )
+        publisher = cls(client, stream, timeout)
+        await publisher.ensure_stream(subject_prefix, duplicate_window)
+        return publisher
+
+    async def ensure_stream(self, subject_prefix: str, duplicate_window: float) -> None:
+        config = StreamConfig(name=self._stream, subjects=[f"{subject_prefix}.>"], duplicate_window=duplicate_window)
+        try:
+            info = await self._js.stream_info(self._stream)
+        except NotFoundError:
+            await self._js.add_stream(config)
+            log.info("created JetStream stream %s for %s.>", self._stream, subject_prefix)
+            return
+        if info.config.subjects != config.subjects or info.config.duplicate_window != duplicate_window:
+            # Change only what we own; keep the operator's replicas, limits and storage settings.
+            info.config.subjects, info.config.duplicate_window = config.subjects, duplicate_window
+            await self._js.update_stream(info.config)
+
+    async def publish(self, message: Message) -> PubAck:
+        return await self._js.publish(
+            message.subject, message.body, timeout=self._timeout, stream=self._stream, headers=dict(message.headers),
+        )
+
+    async def close(self) -> None:
+        await self._client.close()

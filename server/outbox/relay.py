@@ -1,0 +1,151 @@
+"""The outbox relay: one active process publishes committed outbox rows to JetStream, in order per license.
+
+Leadership is `pg_try_advisory_lock` on the relay's own connection: when the process or its
+connection dies, PostgreSQL releases the lock and a standby takes over within a poll interval.
+Each batch claims, publishes and marks in one transaction, so a crash before COMMIT leaves the rows
+unpublished; their re-publish carries the same Nats-Msg-Id and JetStream drops it as a duplicate.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from . import metrics, store
+from .messages import OutboxRow, to_message
+from .publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "outbox"
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    database_url: str
+    nats_url: str
+    stream: str
+    subject_prefix: str
+    duplicate_window: float
+    batch_size: int
+    poll_seconds: float
+    retention: timedelta
+    max_backoff_seconds: float = 10.0
+    retention_every_seconds: float = 60.0
+    retention_batch: int = 1000
+
+
+class Relay:
+    def __init__(self, config: RelayConfig) -> None:
+        self.config = config
+        self._backoff = 0.0
+        self._next_retention = 0.0
+        self._next_gauges = 0.0
+
+    async def run(self) -> None:
+        """Runs until cancelled, reconnecting to PostgreSQL and NATS after failures."""
+        while True:
+            try:
+                await self._run_connected()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                metrics.ACTIVE.set(0)
+                log.exception("relay failed; retrying in %.1fs", self._grow_backoff())
+                await asyncio.sleep(self._backoff)
+
+    async def _run_connected(self) -> None:
+        publisher = await Publisher.connect(
+            self.config.nats_url, self.config.stream, self.config.subject_prefix, self.config.duplicate_window,
+        )
+        try:
+            async with await psycopg.AsyncConnection.connect(self.config.database_url, autocommit=True) as connection:
+                await connection.execute(f"LISTEN {CHANNEL}")
+                await self._loop(connection, publisher)
+        finally:
+            metrics.ACTIVE.set(0)
+            await publisher.close()
+
+    async def _loop(self, connection: psycopg.AsyncConnection, publisher: Publisher) -> None:
+        leading = False
+        while True:
+            if not leading:
+                leading = await store.try_lead(connection)
+                if leading:
+                    log.info("this process is now the active outbox relay")
+                    metrics.ACTIVE.set(1)
+            full = False
+            if leading:
+                full = await self._publish_batch(connection, publisher)
+                await self._housekeeping(connection)
+            if not full:
+                await self._wait_for_commit(connection)
+
+    async def _publish_batch(self, connection: psycopg.AsyncConnection, publisher: Publisher) -> bool:
+        """One claim-publish-mark transaction. True when the batch was full, so more may be waiting."""
+        async with connection.transaction():
+            rows = await store.claim(connection, self.config.batch_size)
+            published, failed = await self._publish(rows, publisher)
+            await store.mark_published(connection, published)
+        if failed:
+            await asyncio.sleep(self._grow_backoff())
+        else:
+            self._backoff = 0.0
+        return len(rows) == self.config.batch_size and not failed
+
+    async def _publish(self, rows: list[OutboxRow], publisher: Publisher) -> tuple[list[int], bool]:
+        """Publishes each license's events in order, licenses concurrently.
+
+        A failed event holds back the later events of its license (they would arrive out of
+        order), not those of other licenses.
+        """
+        chains: dict[str, list[OutboxRow]] = defaultdict(list)
+        for row in rows:
+            chains[row.license_key].append(row)
+        results = await asyncio.gather(*(self._publish_chain(chain, publisher) for chain in chains.values()))
+        published = [row_id for ids, _ in results for row_id in ids]
+        return published, any(failed for _, failed in results)
+
+    async def _publish_chain(self, chain: list[OutboxRow], publisher: Publisher) -> tuple[list[int], bool]:
+        done: list[int] = []
+        for row in chain:
+            started = time.perf_counter()
+            try:
+                ack = await publisher.publish(to_message(self.config.subject_prefix, row))
+            except Exception as error:
+                metrics.PUBLISH_ERRORS.inc()
+                log.warning("publishing event %s failed: %r", row.event_id, error)
+                return done, True
+            metrics.PUBLISH_LATENCY.observe(time.perf_counter() - started)
+            metrics.COMMIT_TO_ACK.observe((datetime.now(UTC) - row.created_at).total_seconds())
+            metrics.PUBLISHED.inc()
+            if ack.duplicate:
+                metrics.DUPLICATES.inc()
+            done.append(row.id)
+        return done, False
+
+    async def _wait_for_commit(self, connection: psycopg.AsyncConnection) -> None:
+        """Sleeps until a change commits (NOTIFY) or the poll interval passes, whichever is first."""
+        async for _ in connection.notifies(timeout=self.config.poll_seconds, stop_after=1):
+            break
+
+    async def _housekeeping(self, connection: psycopg.AsyncConnection) -> None:
+        now = time.monotonic()
+        if now >= self._next_gauges:
+            self._next_gauges = now + 1.0
+            count, age = await store.backlog(connection)
+            metrics.BACKLOG.set(count)
+            metrics.OLDEST_AGE.set(age)
+        if now >= self._next_retention:
+            self._next_retention = now + self.config.retention_every_seconds
+            while await store.delete_published(connection, self.config.retention, self.config.retention_batch):
+                await asyncio.sleep(0)  # small batches: never one long delete holding locks
+
+    def _grow_backoff(self) -> float:
+        self._backoff = min(self.config.max_backoff_seconds, max(0.1, self._backoff * 2))
+        return self._backoff

@@ -1,0 +1,67 @@
+"""The relay's queries on the outbox table, on one psycopg connection.
+
+That connection also holds the leader lock, so a relay that lost its connection has lost the
+lock and every uncommitted mark with it: two relays can never both mark rows published.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import psycopg
+from psycopg.rows import class_row
+
+from .messages import OutboxRow
+
+LEADER_LOCK = 7_202_611_291  # pg_advisory_lock key of the active relay
+
+
+async def try_lead(connection: psycopg.AsyncConnection) -> bool:
+    row = await (await connection.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,))).fetchone()
+    return bool(row and row[0])
+
+
+async def claim(connection: psycopg.AsyncConnection, limit: int) -> list[OutboxRow]:
+    """The oldest unpublished rows, locked until this transaction ends.
+
+    Selected by status, never by "id greater than the last one": a row whose transaction commits
+    after a later id's is still picked up on the next pass.
+    """
+    async with connection.cursor(row_factory=class_row(OutboxRow)) as cursor:
+        await cursor.execute(
+            """
+            SELECT id, event_id, event_type, account_id, app_id, license_key, version, payload, created_at
+            FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+            """,
+            (limit,),
+        )
+        return await cursor.fetchall()
+
+
+async def mark_published(connection: psycopg.AsyncConnection, ids: list[int]) -> None:
+    if ids:
+        await connection.execute("UPDATE outbox SET published_at = now() WHERE id = ANY(%s)", (ids,))
+
+
+async def delete_published(connection: psycopg.AsyncConnection, older_than: timedelta, batch: int) -> int:
+    """Deletes up to `batch` rows published longer ago than `older_than`; short statements, short locks."""
+    cursor = await connection.execute(
+        """
+        DELETE FROM outbox WHERE id IN (
+            SELECT id FROM outbox WHERE published_at < now() - %s ORDER BY published_at LIMIT %s
+        )
+        """,
+        (older_than, batch),
+    )
+    return cursor.rowcount
+
+
+async def backlog(connection: psycopg.AsyncConnection) -> tuple[int, float]:
+    """Unpublished rows, and the age in seconds of the oldest one (0 when none)."""
+    row = await (await connection.execute(
+        """
+        SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)
+        FROM outbox WHERE published_at IS NULL
+        """
+    )).fetchone()
+    assert row is not None
+    return int(row[0]), float(row[1])

@@ -1,0 +1,54 @@
+"""Process plumbing shared by `serve` and `relay`: signals, metrics endpoint, the relay task."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from prometheus_client import start_http_server
+
+from server.config import Settings
+from server.outbox.relay import Relay
+
+log = logging.getLogger(__name__)
+
+
+async def wait_for_shutdown_signal() -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+
+
+def start_metrics(settings: Settings) -> None:
+    if settings.metrics_listen:
+        host, _, port = settings.metrics_listen.rpartition(":")
+        start_http_server(int(port), addr=host or "0.0.0.0")
+        log.info("Prometheus metrics on http://%s/metrics", settings.metrics_listen)
+
+
+def start_relay(settings: Settings) -> asyncio.Task[None] | None:
+    """The outbox relay as a background task, when enabled and NATS is configured."""
+    if not settings.relay_enabled:
+        return None
+    if not settings.nats_url:
+        log.warning("NATS_URL is not set: outbox events are stored but not published by this process")
+        return None
+    return asyncio.create_task(Relay(settings.relay_config()).run(), name="outbox-relay")
+
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def run_relay(settings: Settings) -> None:
+    """`licensing relay`: the relay alone, so it can be scaled apart from the API."""
+    start_metrics(settings)
+    task = asyncio.create_task(Relay(settings.relay_config()).run(), name="outbox-relay")
+    await wait_for_shutdown_signal()
+    await stop_task(task)
