@@ -27,6 +27,9 @@ class Settings:
     relay_poll_seconds: float
     outbox_retention_hours: float
     metrics_listen: str | None
+    signing_keys: str | None  # `<key_id>:<base64 seed>` entries; see server/adapters/signing.py
+    signing_keys_file: Path | None
+    receipt_ttl_seconds: float
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -48,12 +51,22 @@ class Settings:
             relay_poll_seconds=float(env.get("RELAY_POLL_SECONDS", "1")),
             outbox_retention_hours=float(env.get("OUTBOX_RETENTION_HOURS", str(7 * 24))),
             metrics_listen=env.get("METRICS_LISTEN") or None,
+            signing_keys=env.get("SIGNING_KEYS") or None,
+            signing_keys_file=Path(env["SIGNING_KEYS_FILE"]) if env.get("SIGNING_KEYS_FILE") else None,
+            receipt_ttl_seconds=float(env.get("RECEIPT_TTL_SECONDS", "3600")),
         )
 
     def require_database_url(self) -> str:
         if not self.database_url:
             raise SystemExit("DATABASE_URL is not set (libpq form: postgresql://user@host:5432/dbname)")
         return self.database_url
+
+    def signing_key_spec(self) -> str | None:
+        if self.signing_keys:
+            return self.signing_keys
+        if self.signing_keys_file:
+            return self.signing_keys_file.read_text()
+        return None
 
     def relay_config(self) -> RelayConfig:
         if not self.nats_url:

@@ -17,6 +17,7 @@ from server.adapters.db import create_engine
 from server.adapters.embedded_nats import EmbeddedNats, free_port, port_is_open
 from server.adapters.embedded_postgres import database_url_for, start_embedded_postgres
 from server.adapters.migrate import migrate
+from server.adapters.signing import new_signing_key_entry
 from server.config import Settings
 from server.domain.errors import Unauthenticated
 from server.service.accounts import AccountService
@@ -37,6 +38,7 @@ def run_dev(settings: Settings) -> None:
         database_url=database_url,
         nats_url=settings.nats_url or (nats.url if nats else None),
         metrics_listen=settings.metrics_listen or DEV_METRICS_LISTEN,
+        signing_keys_file=settings.signing_keys_file or _dev_signing_keys(settings),
     )
     try:
         migrate(database_url)
@@ -46,6 +48,18 @@ def run_dev(settings: Settings) -> None:
     finally:
         if nats:
             nats.stop()
+
+
+def _dev_signing_keys(settings: Settings) -> Path | None:
+    """A signing key made on first start and kept in .data, unless one is configured."""
+    if settings.signing_keys:
+        return None
+    path = settings.data_dir / "signing-keys"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(new_signing_key_entry("dev-1") + "\n")
+        path.chmod(0o600)
+    return path
 
 
 def _nats_port() -> int:

@@ -133,6 +133,24 @@ class Repository:
         if stored.license.hwids and not lic.hwids:
             await self.connection.execute(delete(license_hwids).where(license_hwids.c.license_id == stored.id))
 
+    async def bind_hwid(self, stored: StoredLicense, lic: License, hwid: str, now: datetime) -> None:
+        await self.connection.execute(
+            insert(license_hwids).values(license_id=stored.id, hwid=hwid, bound_at=now, last_seen_at=now)
+        )
+        await self.save(stored, lic)
+
+    async def touch_hwid(self, license_id: int, hwid: str, now: datetime, resolution: timedelta) -> None:
+        """Refreshes last_seen_at unless another call did within `resolution`: no event, no version."""
+        await self.connection.execute(
+            update(license_hwids)
+            .where(
+                license_hwids.c.license_id == license_id,
+                license_hwids.c.hwid == hwid,
+                license_hwids.c.last_seen_at < now - resolution,
+            )
+            .values(last_seen_at=now)
+        )
+
     async def remove(self, stored: StoredLicense) -> None:
         await self.connection.execute(delete(licenses).where(licenses.c.id == stored.id))
 

@@ -2,27 +2,44 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from licensing.v1 import licenses_pb2, licenses_pb2_grpc
+from licensing.v1 import licenses_pb2, licenses_pb2_grpc, validation_pb2, validation_pb2_grpc
+from server.adapters.signing import Signer, new_signing_key_entry, parse_signing_keys
 from server.adapters.db import create_engine
 from server.config import Settings
 from server.runtime import start_metrics, start_relay, stop_task, wait_for_shutdown_signal
 from server.service.accounts import AccountService
 from server.service.licenses import LicenseService
+from server.service.validation import ValidationService
 
 from .license_servicer import LicenseServicer
+from .validation_servicer import ValidationServicer
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-SERVICE_NAMES = [licenses_pb2.DESCRIPTOR.services_by_name["LicenseService"].full_name]
+SERVICE_NAMES = [
+    licenses_pb2.DESCRIPTOR.services_by_name["LicenseService"].full_name,
+    validation_pb2.DESCRIPTOR.services_by_name["ValidationService"].full_name,
+]
+
+
+def load_signer(settings: Settings) -> Signer:
+    spec = settings.signing_key_spec()
+    if spec is None:
+        # Fine for a try-out, wrong for production: clients cannot pin a key that changes per process.
+        log.warning("SIGNING_KEYS/SIGNING_KEYS_FILE unset: validation answers are signed with a throwaway key")
+        spec = new_signing_key_entry("ephemeral")
+    return Signer(parse_signing_keys(spec))
 
 
 async def serve(settings: Settings) -> None:
+    signer = load_signer(settings)  # before anything starts: a bad key fails fast
     engine = create_engine(settings.require_database_url(), settings.db_pool_size)
     server = grpc.aio.server(
         options=[
@@ -32,8 +49,12 @@ async def serve(settings: Settings) -> None:
         ],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
-    licenses_pb2_grpc.add_LicenseServiceServicer_to_server(
-        LicenseServicer(LicenseService(engine), AccountService(engine)), server
+    accounts = AccountService(engine)
+    licenses_pb2_grpc.add_LicenseServiceServicer_to_server(LicenseServicer(LicenseService(engine), accounts), server)
+    validation_pb2_grpc.add_ValidationServiceServicer_to_server(
+        ValidationServicer(ValidationService(engine), accounts, signer,
+                           timedelta(seconds=settings.receipt_ttl_seconds)),
+        server,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -55,7 +55,7 @@ def create_licenses(
     now: datetime,
 ) -> CreateLicenses:
     bad = Violations()
-    app = _uuid(bad, "app_id", app_id)
+    app = parse_uuid(bad, "app_id", app_id)
     quantity = _in_range(bad, "quantity", quantity, limits.QUANTITY_MIN, limits.QUANTITY_MAX, limits.QUANTITY_DEFAULT)
     if unlimited_hwid_slots:
         slots = 0  # the reference ignores max_hwid_slots for unlimited-seat keys
@@ -69,14 +69,14 @@ def create_licenses(
         bad.add("label", f"must be at most {limits.LABEL_MAX_CHARS} characters, got {len(label)}")
     if "\x00" in label:  # PostgreSQL text cannot hold NUL; say so instead of failing in the database
         bad.add("label", "must not contain NUL characters")
-    request = _uuid(bad, "request_id", request_id) if request_id else None
+    request = parse_uuid(bad, "request_id", request_id) if request_id else None
     bad.raise_if_any()
     return CreateLicenses(app, quantity, expires_at, slots, unlimited_hwid_slots, label, request)
 
 
 def list_licenses(*, app_id: str, limit: int | None, cursor: str) -> ListLicenses:
     bad = Violations()
-    app = _uuid(bad, "app_id", app_id)
+    app = parse_uuid(bad, "app_id", app_id)
     size = _in_range(bad, "limit", limit, limits.PAGE_MIN, limits.PAGE_MAX, limits.PAGE_DEFAULT)
     bad.raise_if_any()
     return ListLicenses(app, size, cursor)
@@ -107,7 +107,7 @@ def update_license(*, key: str, action: Action | None, expires_at: datetime | No
     return UpdateLicense(normalized, action, expires_at if action is Action.EXTEND else None)
 
 
-def _uuid(bad: Violations, name: str, raw: str) -> uuid.UUID:
+def parse_uuid(bad: Violations, name: str, raw: str) -> uuid.UUID:
     if not raw:
         bad.add(name, "is required")
         return uuid.UUID(int=0)

@@ -25,6 +25,7 @@ class EventType(str, enum.Enum):
     ACTIVATED = "license.activated"
     EXTENDED = "license.extended"
     HWID_RESET = "license.hwid_reset"
+    HWID_BOUND = "license.hwid_bound"
     DELETED = "license.deleted"
 
 

@@ -1,0 +1,81 @@
+"""ValidationService: every answer about a license is a signed result, not an error."""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import grpc
+
+from licensing.v1 import validation_pb2 as pb
+from licensing.v1 import validation_pb2_grpc
+from server.adapters.signing import Signer
+from server.domain import validation
+from server.domain.validation import Check, Code, Mode
+from server.service.accounts import AccountService
+from server.service.validation import Outcome, ValidationService
+
+from .convert import license_message
+from .handler import rpc
+
+Context = grpc.aio.ServicerContext
+
+_CODES = {
+    Code.VALID: pb.VALIDATION_CODE_VALID,
+    Code.NOT_FOUND: pb.VALIDATION_CODE_NOT_FOUND,
+    Code.REVOKED: pb.VALIDATION_CODE_REVOKED,
+    Code.EXPIRED: pb.VALIDATION_CODE_EXPIRED,
+    Code.HWID_MISMATCH: pb.VALIDATION_CODE_HWID_MISMATCH,
+    Code.APP_MISMATCH: pb.VALIDATION_CODE_APP_MISMATCH,
+}
+
+
+class ValidationServicer(validation_pb2_grpc.ValidationServiceServicer):
+    def __init__(self, validation_service: ValidationService, accounts: AccountService, signer: Signer,
+                 receipt_ttl: timedelta) -> None:
+        self.validation = validation_service
+        self.accounts = accounts
+        self.signer = signer
+        self.receipt_ttl = receipt_ttl
+
+    @rpc
+    async def ValidateLicense(self, request: pb.ValidateLicenseRequest, context: Context, account: uuid.UUID) -> pb.ValidateLicenseResponse:
+        check = _parse(request)
+        return pb.ValidateLicenseResponse(result=self._result(check, await self.validation.check(account, check, Mode.VALIDATE)))
+
+    @rpc
+    async def Heartbeat(self, request: pb.HeartbeatRequest, context: Context, account: uuid.UUID) -> pb.HeartbeatResponse:
+        check = _parse(request)
+        return pb.HeartbeatResponse(result=self._result(check, await self.validation.check(account, check, Mode.HEARTBEAT)))
+
+    @rpc
+    async def GetSigningKeys(self, request: pb.GetSigningKeysRequest, context: Context, account: uuid.UUID) -> pb.GetSigningKeysResponse:
+        return pb.GetSigningKeysResponse(
+            keys=[pb.SigningKey(key_id=k.key_id, public_key=k.public_bytes) for k in self.signer.keys]
+        )
+
+    def _result(self, check: Check, outcome: Outcome) -> pb.ValidationResult:
+        lic, now = outcome.license, outcome.checked_at
+        used, allowed = validation.seats(lic)
+        receipt = pb.ValidationReceipt(
+            key=check.key, app_id=check.app_id, hwid=check.hwid, valid=outcome.verdict.valid,
+            code=_CODES[outcome.verdict.code], nonce=check.nonce,
+        )
+        receipt.issued_at.FromDatetime(now)
+        valid_until = now + self.receipt_ttl
+        if lic is not None and lic.expires_at is not None:
+            receipt.license_expires_at.FromDatetime(lic.expires_at)
+            valid_until = min(valid_until, lic.expires_at)  # a cached answer must not outlive the license
+        receipt.valid_until.FromDatetime(valid_until)
+        payload = receipt.SerializeToString(deterministic=True)
+        key_id, signature = self.signer.sign(payload)
+        result = pb.ValidationResult(
+            valid=outcome.verdict.valid, code=_CODES[outcome.verdict.code], seats_used=used, seats_allowed=allowed,
+            receipt=payload, signature=signature, signing_key_id=key_id,
+        )
+        if lic is not None:
+            result.license.CopyFrom(license_message(lic, now))
+        return result
+
+
+def _parse(request: pb.ValidateLicenseRequest | pb.HeartbeatRequest) -> Check:
+    return validation.parse_check(app_id=request.app_id, key=request.key, hwid=request.hwid, nonce=request.nonce)

@@ -1,0 +1,76 @@
+"""Validation use cases: the hot path reads once and writes only to bind a device or, rarely, to
+refresh a device's last_seen_at."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from server.adapters.repository import StoredLicense
+from server.adapters.unit_of_work import UnitOfWork, unit_of_work
+from server.domain import validation
+from server.domain.clock import utcnow
+from server.domain.errors import Forbidden
+from server.domain.licenses import License
+from server.domain.validation import Check, Code, Mode, Verdict
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    license: License | None  # None when the key is not the caller's
+    checked_at: datetime
+
+
+class ValidationService:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def check(self, account_id: uuid.UUID, check: Check, mode: Mode) -> Outcome:
+        now = utcnow()
+        async with self._engine.connect() as connection:
+            uow = UnitOfWork(connection)
+            stored = _visible(await uow.license(check.key), account_id)
+            if stored is None or stored.license.app_id != check.app_id:
+                # The license does not prove the app is the caller's: ask (a rare, off-hot-path read).
+                if await uow.app_owner(uuid.UUID(check.app_id)) != account_id:
+                    raise Forbidden("the app does not belong to your account", appId=check.app_id)
+            lic = stored.license if stored else None
+            verdict = validation.judge(lic, check, mode, now)
+            if verdict.touch and stored is not None:
+                await uow.touch_hwid(stored.id, check.hwid, now, validation.LAST_SEEN_RESOLUTION)
+                await connection.commit()
+                lic = _seen(stored.license, check.hwid, now)
+        if verdict.bind:
+            return await self._bind(account_id, check, mode)
+        return Outcome(verdict, lic, now)
+
+    async def _bind(self, account_id: uuid.UUID, check: Check, mode: Mode) -> Outcome:
+        """Binds under the license's row lock: racing devices serialize, so seats never exceed the limit."""
+        async with unit_of_work(self._engine) as uow:
+            now = utcnow()
+            stored = _visible(await uow.license(check.key, for_update=True), account_id)
+            lic = stored.license if stored else None
+            verdict = validation.judge(lic, check, mode, now)  # again: the license may have changed meanwhile
+            if not verdict.bind or stored is None:
+                return Outcome(replace(verdict, bind=False), lic, now)
+            change = validation.bind(stored.license, check.hwid, now)
+            await uow.bind_hwid(stored, change.license, check.hwid, now)
+            assert change.event is not None
+            uow.record(change.event, account_id, change.license)
+            return Outcome(verdict, change.license, now)
+
+
+def _visible(stored: StoredLicense | None, account_id: uuid.UUID) -> StoredLicense | None:
+    # Another account's key reads as not found: existence never leaks across accounts.
+    return stored if stored is not None and stored.account_id == account_id else None
+
+
+def _seen(lic: License, hwid: str, now: datetime) -> License:
+    hwids = tuple(replace(b, last_seen_at=now) if b.hwid == hwid else b for b in lic.hwids)
+    return replace(lic, hwids=hwids)
+
+
+__all__ = ["Code", "Outcome", "ValidationService"]
