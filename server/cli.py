@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -13,6 +12,7 @@ from typing import Any
 from server.adapters.db import create_engine
 from server.adapters.migrate import migrate
 from server.config import Settings
+from server.runtime import configure_logging
 from server.domain.errors import DomainError
 from server.service.accounts import AccountService
 
@@ -20,7 +20,7 @@ from server.service.accounts import AccountService
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     try:
         return int(args.run(settings, args) or 0)
     except DomainError as error:
@@ -28,10 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _serve(settings: Settings, args: argparse.Namespace) -> None:
-    from server.api.server import serve
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from server.api.workers import serve_workers
 
-    asyncio.run(serve(settings))
+    return serve_workers(settings)
 
 
 def _relay(settings: Settings, args: argparse.Namespace) -> None:

@@ -13,6 +13,7 @@ from server.outbox.relay import RelayConfig
 class Settings:
     database_url: str | None  # libpq form; None: `licensing dev` starts an embedded PostgreSQL
     grpc_listen: str
+    workers: int  # server processes sharing the port
     db_pool_size: int
     shutdown_grace_seconds: float
     max_concurrent_rpcs: int
@@ -37,6 +38,7 @@ class Settings:
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             grpc_listen=env.get("GRPC_LISTEN", "127.0.0.1:50051"),
+            workers=int(env.get("GRPC_WORKERS", "0")) or os.cpu_count() or 1,
             db_pool_size=int(env.get("DB_POOL_SIZE", "10")),
             shutdown_grace_seconds=float(env.get("SHUTDOWN_GRACE_SECONDS", "10")),
             max_concurrent_rpcs=int(env.get("MAX_CONCURRENT_RPCS", "1000")),

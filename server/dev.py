@@ -29,7 +29,7 @@ DEV_METRICS_LISTEN = "127.0.0.1:9464"
 
 
 def run_dev(settings: Settings) -> None:
-    from server.api.server import serve
+    from server.api.workers import serve_workers
 
     database_url = settings.database_url or _embedded_database(settings.data_dir)
     nats = None if settings.nats_url else EmbeddedNats(settings.data_dir / "nats", _nats_port()).start()
@@ -44,7 +44,7 @@ def run_dev(settings: Settings) -> None:
         migrate(database_url)
         demo = asyncio.run(_demo_account(database_url, settings.data_dir / "demo.json"))
         print(_banner(settings, demo), flush=True)
-        asyncio.run(serve(settings))
+        serve_workers(settings)
     finally:
         if nats:
             nats.stop()

@@ -14,6 +14,10 @@ from server.outbox.relay import Relay
 log = logging.getLogger(__name__)
 
 
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
+
+
 async def wait_for_shutdown_signal() -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

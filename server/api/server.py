@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 
 import grpc
@@ -29,16 +30,23 @@ SERVICE_NAMES = [
 ]
 
 
+def with_signing_keys(settings: Settings) -> Settings:
+    """Settings that name a signing key: the configured ones, else one throwaway key for all workers."""
+    if settings.signing_key_spec() is not None:
+        return settings
+    # Fine for a try-out, wrong for production: clients cannot pin a key that changes at every start.
+    log.warning("SIGNING_KEYS/SIGNING_KEYS_FILE unset: validation answers are signed with a throwaway key")
+    return replace(settings, signing_keys=new_signing_key_entry("ephemeral"))
+
+
 def load_signer(settings: Settings) -> Signer:
     spec = settings.signing_key_spec()
     if spec is None:
-        # Fine for a try-out, wrong for production: clients cannot pin a key that changes per process.
-        log.warning("SIGNING_KEYS/SIGNING_KEYS_FILE unset: validation answers are signed with a throwaway key")
-        spec = new_signing_key_entry("ephemeral")
+        raise SystemExit("no signing key: set SIGNING_KEYS or SIGNING_KEYS_FILE")
     return Signer(parse_signing_keys(spec))
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, reuse_port: bool = False) -> None:
     signer = load_signer(settings)  # before anything starts: a bad key fails fast
     engine = create_engine(settings.require_database_url(), settings.db_pool_size)
     server = grpc.aio.server(
@@ -46,6 +54,7 @@ async def serve(settings: Settings) -> None:
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.keepalive_time_ms", 60_000),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )

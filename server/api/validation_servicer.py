@@ -64,7 +64,8 @@ class ValidationServicer(validation_pb2_grpc.ValidationServiceServicer):
         valid_until = now + self.receipt_ttl
         if lic is not None and lic.expires_at is not None:
             receipt.license_expires_at.FromDatetime(lic.expires_at)
-            valid_until = min(valid_until, lic.expires_at)  # a cached answer must not outlive the license
+            if outcome.verdict.valid:
+                valid_until = min(valid_until, lic.expires_at)  # a cached "valid" must not outlive the license
         receipt.valid_until.FromDatetime(valid_until)
         payload = receipt.SerializeToString(deterministic=True)
         key_id, signature = self.signer.sign(payload)

@@ -17,5 +17,7 @@ def generate_key() -> str:
 
 def normalize_key(raw: str) -> str | None:
     """The canonical form of a key a person may have typed in lower case; None if it cannot be a key."""
+    if not raw.isascii():  # str.upper() would turn some non-ASCII letters (ﬀ, ſ) into key symbols
+        return None
     candidate = raw.strip().upper()
     return candidate if _KEY_RE.match(candidate) else None

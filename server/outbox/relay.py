@@ -43,7 +43,8 @@ class RelayConfig:
 class Relay:
     def __init__(self, config: RelayConfig) -> None:
         self.config = config
-        self._backoff = 0.0
+        self._backoff = 0.0  # the whole relay's, while nothing can be published (NATS down)
+        self._held: dict[str, tuple[float, float]] = {}  # license key -> (retry at, its backoff)
         self._next_retention = 0.0
         self._next_gauges = 0.0
 
@@ -89,27 +90,44 @@ class Relay:
     async def _publish_batch(self, connection: psycopg.AsyncConnection, publisher: Publisher) -> bool:
         """One claim-publish-mark transaction. True when the batch was full, so more may be waiting."""
         async with connection.transaction():
-            rows = await store.claim(connection, self.config.batch_size)
+            rows = await store.claim(connection, self.config.batch_size, self._held_keys())
             published, failed = await self._publish(rows, publisher)
             await store.mark_published(connection, published)
-        if failed:
+        self._hold(failed)
+        if failed and not published:
+            # Nothing got through (NATS down?): back off as a whole too.
             await asyncio.sleep(self._grow_backoff())
-        else:
-            self._backoff = 0.0
-        return len(rows) == self.config.batch_size and not failed
+            return False
+        self._backoff = 0.0
+        return len(rows) == self.config.batch_size
 
-    async def _publish(self, rows: list[OutboxRow], publisher: Publisher) -> tuple[list[int], bool]:
+    async def _publish(self, rows: list[OutboxRow], publisher: Publisher) -> tuple[list[int], set[str]]:
         """Publishes each license's events in order, licenses concurrently.
 
         A failed event holds back the later events of its license (they would arrive out of
-        order), not those of other licenses.
+        order), not those of other licenses. Returns the published row ids and the failed licenses.
         """
         chains: dict[str, list[OutboxRow]] = defaultdict(list)
         for row in rows:
             chains[row.license_key].append(row)
         results = await asyncio.gather(*(self._publish_chain(chain, publisher) for chain in chains.values()))
         published = [row_id for ids, _ in results for row_id in ids]
-        return published, any(failed for _, failed in results)
+        return published, {key for key, (_, failed) in zip(chains, results) if failed}
+
+    def _held_keys(self) -> list[str]:
+        """Licenses whose failed event waits for its retry time: the claim skips them, so that
+        their held-back rows can never fill a batch and stall every other license."""
+        now = time.monotonic()
+        return [key for key, (retry_at, _) in self._held.items() if retry_at > now]
+
+    def _hold(self, failed: set[str]) -> None:
+        now = time.monotonic()
+        for key in list(self._held):
+            if key not in failed and self._held[key][0] <= now:
+                del self._held[key]  # it was retried and got through
+        for key in failed:
+            backoff = min(self.config.max_backoff_seconds, max(0.1, self._held.get(key, (0.0, 0.0))[1] * 2))
+            self._held[key] = (now + backoff, backoff)
 
     async def _publish_chain(self, chain: list[OutboxRow], publisher: Publisher) -> tuple[list[int], bool]:
         done: list[int] = []

@@ -20,8 +20,8 @@ async def try_lead(connection: psycopg.AsyncConnection) -> bool:
     return bool(row and row[0])
 
 
-async def claim(connection: psycopg.AsyncConnection, limit: int) -> list[OutboxRow]:
-    """The oldest unpublished rows, locked until this transaction ends.
+async def claim(connection: psycopg.AsyncConnection, limit: int, skip_licenses: list[str]) -> list[OutboxRow]:
+    """The oldest unpublished rows, except those of `skip_licenses`, locked until this transaction ends.
 
     Selected by status, never by "id greater than the last one": a row whose transaction commits
     after a later id's is still picked up on the next pass.
@@ -30,9 +30,10 @@ async def claim(connection: psycopg.AsyncConnection, limit: int) -> list[OutboxR
         await cursor.execute(
             """
             SELECT id, event_id, event_type, account_id, app_id, license_key, version, payload, created_at
-            FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+            FROM outbox WHERE published_at IS NULL AND license_key <> ALL(%s)
+            ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
             """,
-            (limit,),
+            (skip_licenses, limit),
         )
         return await cursor.fetchall()
 

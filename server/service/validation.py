@@ -42,7 +42,9 @@ class ValidationService:
             if verdict.touch and stored is not None:
                 await uow.touch_hwid(stored.id, check.hwid, now, validation.LAST_SEEN_RESOLUTION)
                 await connection.commit()
-                lic = _seen(stored.license, check.hwid, now)
+                # Racing calls store only one time: answer with what is stored (once a minute per device).
+                refreshed = await uow.license(check.key)
+                lic = refreshed.license if refreshed else lic
         if verdict.bind:
             return await self._bind(account_id, check, mode)
         return Outcome(verdict, lic, now)
@@ -50,8 +52,8 @@ class ValidationService:
     async def _bind(self, account_id: uuid.UUID, check: Check, mode: Mode) -> Outcome:
         """Binds under the license's row lock: racing devices serialize, so seats never exceed the limit."""
         async with unit_of_work(self._engine) as uow:
-            now = utcnow()
             stored = _visible(await uow.license(check.key, for_update=True), account_id)
+            now = utcnow()  # after the lock: bindings are stamped in the order they commit
             lic = stored.license if stored else None
             verdict = validation.judge(lic, check, mode, now)  # again: the license may have changed meanwhile
             if not verdict.bind or stored is None:
@@ -66,11 +68,6 @@ class ValidationService:
 def _visible(stored: StoredLicense | None, account_id: uuid.UUID) -> StoredLicense | None:
     # Another account's key reads as not found: existence never leaks across accounts.
     return stored if stored is not None and stored.account_id == account_id else None
-
-
-def _seen(lic: License, hwid: str, now: datetime) -> License:
-    hwids = tuple(replace(b, last_seen_at=now) if b.hwid == hwid else b for b in lic.hwids)
-    return replace(lic, hwids=hwids)
 
 
 __all__ = ["Code", "Outcome", "ValidationService"]

@@ -1,0 +1,57 @@
+"""Several server processes sharing one port (`grpc.so_reuseport`), so every core serves calls.
+
+The kernel spreads connections, not calls, over the processes. Only the first worker runs the
+outbox relay and the metrics endpoint: more relays in one host would only stand by.
+"""
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+from dataclasses import replace
+from types import FrameType
+
+from server.config import Settings
+from server.runtime import configure_logging
+
+
+def serve_workers(settings: Settings) -> int:
+    """Serves until SIGTERM/SIGINT; returns the exit status (non-zero when a worker failed)."""
+    from .server import serve, with_signing_keys
+
+    settings = with_signing_keys(settings)  # resolved once, so every worker signs with the same key
+    if settings.workers <= 1:
+        asyncio.run(serve(settings))
+        return 0
+    # spawn, not fork: gRPC's core must not be inherited across fork.
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_worker, args=(settings, index), name=f"grpc-worker-{index}")
+               for index in range(settings.workers)]
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        # Each worker drains its own calls on SIGTERM/SIGINT (see server.serve).
+        for worker in workers:
+            if worker.is_alive() and worker.pid:
+                os.kill(worker.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return max(abs(worker.exitcode or 0) for worker in workers)
+
+
+def _worker(settings: Settings, index: int) -> None:
+    from .server import serve
+
+    configure_logging(settings.log_level)  # a spawned process starts with Python's defaults
+    first = index == 0
+    settings = replace(
+        settings,
+        relay_enabled=settings.relay_enabled and first,
+        metrics_listen=settings.metrics_listen if first else None,
+    )
+    asyncio.run(serve(settings, reuse_port=True))
