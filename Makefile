@@ -27,7 +27,7 @@ gen/.stamp: $(PROTOS) $(STAMP)
 	touch $@
 
 run: install
-	$(VENV)/bin/licensing run
+	$(VENV)/bin/licensing dev
 
 test: install
 	$(PY) -m pytest -q tests
