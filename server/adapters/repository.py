@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, delete, func, insert, literal_column, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -15,10 +15,23 @@ from server.domain.licenses import HwidBinding, License
 
 from .tables import accounts, apps, idempotency, license_hwids, licenses
 
+# A license's HWID bindings as one JSON array column, so that a license is read in one query.
+_HWIDS = (
+    select(func.coalesce(
+        func.json_agg(aggregate_order_by(
+            func.json_build_array(license_hwids.c.hwid, license_hwids.c.bound_at, license_hwids.c.last_seen_at),
+            license_hwids.c.bound_at, license_hwids.c.hwid,
+        )),
+        literal_column("'[]'::json"),
+    ))
+    .where(license_hwids.c.license_id == licenses.c.id)
+    .scalar_subquery()
+    .label("hwids")
+)
 _LICENSE_COLUMNS = (
     licenses.c.id, licenses.c.key, licenses.c.app_id, licenses.c.revoked, licenses.c.expires_at,
     licenses.c.max_hwid_slots, licenses.c.unlimited_hwid_slots, licenses.c.label,
-    licenses.c.created_at, licenses.c.updated_at, licenses.c.version,
+    licenses.c.created_at, licenses.c.updated_at, licenses.c.version, _HWIDS,
 )
 
 
@@ -93,17 +106,18 @@ class Repository:
         ])
 
     async def license(self, key: str, *, for_update: bool = False) -> StoredLicense | None:
-        query = (
+        if for_update:
+            # Lock first, read after: a statement that waited for the lock would see the license row
+            # as it is now but the HWID bindings as they were when the statement began.
+            locked = select(licenses.c.id).where(licenses.c.key == key).with_for_update()
+            if await self.connection.scalar(locked) is None:
+                return None
+        row = (await self.connection.execute(
             select(*_LICENSE_COLUMNS, apps.c.account_id)
             .join(apps, apps.c.id == licenses.c.app_id)
             .where(licenses.c.key == key)
-        )
-        if for_update:
-            query = query.with_for_update(of=licenses)  # serializes changes per license, never per table
-        row = (await self.connection.execute(query)).one_or_none()
-        if row is None:
-            return None
-        return (await self._with_hwids([row]))[0]
+        )).one_or_none()
+        return None if row is None else StoredLicense(row.id, row.account_id, _license(row))
 
     async def licenses_by_keys(self, keys: Sequence[str]) -> list[License]:
         rows = (await self.connection.execute(
@@ -112,7 +126,7 @@ class Repository:
             .where(licenses.c.key.in_(keys))
             .order_by(licenses.c.id)
         )).all()
-        return [stored.license for stored in await self._with_hwids(rows)]
+        return [_license(row) for row in rows]
 
     async def page(self, app_id: uuid.UUID, account_id: uuid.UUID, after_id: int, limit: int) -> list[StoredLicense]:
         """Up to `limit` licenses of the app after row `after_id`: an index range scan on (app_id, id)."""
@@ -122,7 +136,7 @@ class Repository:
             .order_by(licenses.c.id)
             .limit(limit)
         )).all()
-        return await self._with_hwids(rows, account_id)
+        return [StoredLicense(row.id, account_id, _license(row)) for row in rows]
 
     async def save(self, stored: StoredLicense, lic: License) -> None:
         await self.connection.execute(
@@ -154,24 +168,12 @@ class Repository:
     async def remove(self, stored: StoredLicense) -> None:
         await self.connection.execute(delete(licenses).where(licenses.c.id == stored.id))
 
-    async def _with_hwids(self, rows: Sequence[Row], account_id: uuid.UUID | None = None) -> list[StoredLicense]:  # type: ignore[type-arg]
-        """Attaches HWID bindings to license rows with one query for the whole batch."""
-        bindings: dict[int, list[HwidBinding]] = defaultdict(list)
-        if rows:
-            found = await self.connection.execute(
-                select(license_hwids)
-                .where(license_hwids.c.license_id.in_([r.id for r in rows]))
-                .order_by(license_hwids.c.license_id, license_hwids.c.bound_at, license_hwids.c.hwid)
-            )
-            for b in found:
-                bindings[b.license_id].append(HwidBinding(b.hwid, b.bound_at, b.last_seen_at))
-        return [
-            StoredLicense(row.id, account_id or row.account_id, _license(row, tuple(bindings[row.id])))
-            for row in rows
-        ]
 
-
-def _license(row: Row, hwids: tuple[HwidBinding, ...]) -> License:  # type: ignore[type-arg]
+def _license(row: Row) -> License:  # type: ignore[type-arg]
+    hwids = tuple(
+        HwidBinding(hwid, datetime.fromisoformat(bound_at), datetime.fromisoformat(last_seen_at))
+        for hwid, bound_at, last_seen_at in row.hwids
+    )
     return License(
         key=row.key, app_id=str(row.app_id), revoked=row.revoked, expires_at=row.expires_at,
         max_hwid_slots=row.max_hwid_slots, unlimited_hwid_slots=row.unlimited_hwid_slots, label=row.label,

@@ -1,27 +1,22 @@
 """A real `licensing serve` process on a free port, and accounts made with the real admin CLI."""
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from licensing.v1 import licenses_pb2_grpc
-from server.cli import main as licensing
+from licensing.v1 import licenses_pb2_grpc, validation_pb2_grpc
 from tests.conftest import EventStream
+from tests.support import Account, MakeAccount, new_account
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,15 +25,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def admin(*args: str) -> dict:
-    """Runs `licensing admin ... --json` in-process and returns its JSON object."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = licensing(["admin", *args, "--json"])
-    assert code == 0, f"licensing admin {' '.join(args)} failed"
-    return json.loads(out.getvalue())
 
 
 @pytest.fixture(scope="session")
@@ -87,29 +73,18 @@ def stub(channel: grpc.Channel) -> licenses_pb2_grpc.LicenseServiceStub:
     return licenses_pb2_grpc.LicenseServiceStub(channel)
 
 
-@dataclass(frozen=True)
-class Account:
-    account_id: str
-    token: str
-    app_id: str
-
-    @property
-    def auth(self) -> list[tuple[str, str]]:
-        return [("authorization", f"Bearer {self.token}")]
+@pytest.fixture(scope="session")
+def validation(channel: grpc.Channel) -> validation_pb2_grpc.ValidationServiceStub:
+    return validation_pb2_grpc.ValidationServiceStub(channel)
 
 
 @pytest.fixture
-def make_account(database_url: str):  # type: ignore[no-untyped-def]
-    """A new account with `credits` credits and one app, so tests never share state."""
-
-    def make(credits: int = 1000) -> Account:
-        created = admin("create-account", "--name", f"acct-{uuid.uuid4().hex[:8]}", "--credits", str(credits))
-        app = admin("create-app", "--account", created["account_id"], "--name", "app")
-        return Account(created["account_id"], created["token"], app["app_id"])
-
-    return make
+def make_account(database_url: str) -> MakeAccount:
+    """Makes a new account with `credits` credits and one app (`tests.support.new_account`), so tests never
+    share state; the admin CLI reaches the test database through DATABASE_URL, set by `database_url`."""
+    return new_account
 
 
 @pytest.fixture
-def account(make_account) -> Account:  # type: ignore[no-untyped-def]
+def account(make_account: MakeAccount) -> Account:
     return make_account()

@@ -5,31 +5,16 @@ Every call goes through gRPC to the real server; the database is only read, to l
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import grpc
 import psycopg
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from licensing.v1 import licenses_pb2 as pb
-from licensing.v1 import licenses_pb2_grpc
+from tests.support import Account, MakeAccount, Stub, unpack
 
-Stub = licenses_pb2_grpc.LicenseServiceStub
 CALL_TIMEOUT = 30.0
-
-
-class Account(Protocol):
-    account_id: str
-    app_id: str
-
-    @property
-    def auth(self) -> list[tuple[str, str]]: ...
-
-
-MakeAccount = Callable[..., Account]
 
 
 @dataclass(frozen=True)
@@ -37,18 +22,6 @@ class Outcome:
     quantity: int
     licenses: list[pb.License] | None  # None when the call failed
     error: grpc.RpcError | None
-
-
-def _reason(error: grpc.RpcError) -> str | None:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    if status is None:
-        return None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info.reason
-    return None
 
 
 def _create_all_at_once(stub: Stub, account: Account, quantities: Sequence[int]) -> list[Outcome]:
@@ -134,7 +107,7 @@ def test_concurrent_creates_fail_only_with_no_credits(stub: Stub, make_account: 
     for outcome in failed:
         assert outcome.error is not None
         assert outcome.error.code() == grpc.StatusCode.FAILED_PRECONDITION, outcome.error.details()
-        assert _reason(outcome.error) == "NO_CREDITS"
+        assert unpack(outcome.error).reason == "NO_CREDITS"
 
 
 def test_concurrent_creates_are_refused_only_when_credits_really_run_short(
@@ -170,7 +143,7 @@ def test_concurrent_large_creates_let_exactly_one_through(
     outcomes = _create_all_at_once(stub, account, [100] * 5)
 
     assert len(_succeeded(outcomes)) == 1
-    assert all(o.error is not None and _reason(o.error) == "NO_CREDITS" for o in _failed(outcomes))
+    assert all(o.error is not None and unpack(o.error).reason == "NO_CREDITS" for o in _failed(outcomes))
     assert _credits(db, account) == 50
     assert len(_list_all(stub, account)) == 100
 

@@ -16,13 +16,11 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from licensing.v1 import licenses_pb2 as pb
-from licensing.v1 import licenses_pb2_grpc
-from tests.e2e.errors_util import (
-    admin, assert_bad_request, assert_error, credits_of, fails, from_now, outbox_rows, rows_of_app,
+from tests.support import (
+    Metadata, Stub, admin, assert_bad_request, assert_error, credits_of, fails, from_now, get, new_account,
+    outbox_rows, rows_of_app, second_app,
 )
 
-Stub = licenses_pb2_grpc.LicenseServiceStub
-Metadata = list[tuple[str, str]]
 KeyCall = Callable[[Stub, str, Metadata], object]  # (stub, key, metadata)
 
 PAST = from_now(minutes=-1)
@@ -38,10 +36,6 @@ def create(stub: Stub, metadata: Metadata, app_id: str, **fields: object) -> lis
 
 def create_one(stub: Stub, metadata: Metadata, app_id: str) -> pb.License:
     return create(stub, metadata, app_id)[0]
-
-
-def get(stub: Stub, metadata: Metadata, key: str) -> pb.License:
-    return stub.GetLicense(pb.GetLicenseRequest(key=key), metadata=metadata).license
 
 
 def idempotency_rows(db: psycopg.Connection, account_id: str) -> int:
@@ -298,7 +292,7 @@ def test_list_rejects_malformed_cursor(stub, make_account, make_cursor: Callable
 
 def test_list_rejects_cursor_of_another_app(stub, make_account) -> None:
     acct = make_account()
-    other_app = admin("create-app", "--account", acct.account_id, "--name", "other")["app_id"]
+    other_app = second_app(acct)
     create(stub, acct.auth, acct.app_id, quantity=2)
     create(stub, acct.auth, other_app, quantity=2)
     cursor = stub.ListLicenses(pb.ListLicensesRequest(app_id=acct.app_id, limit=1), metadata=acct.auth).cursor
@@ -437,27 +431,19 @@ def test_unauthenticated_comes_before_bad_input(stub) -> None:
     assert_error(error, grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED")
 
 
-def _account_with_token_id() -> tuple[str, str, str, str]:
-    """(account_id, token, token_id, app_id) of a new account with one credit per test needs."""
-    created = admin("create-account", "--name", f"acct-{uuid.uuid4().hex[:8]}", "--credits", "10")
-    app = admin("create-app", "--account", created["account_id"], "--name", "app")
-    return created["account_id"], created["token"], created["token_id"], app["app_id"]
-
-
 def test_revoked_token_is_unauthenticated(stub) -> None:
-    _, token, token_id, app_id = _account_with_token_id()
-    auth = [("authorization", f"Bearer {token}")]
-    create_one(stub, auth, app_id)  # the token worked before
-    admin("revoke-token", "--token-id", token_id)
-    error = fails(lambda: create_one(stub, auth, app_id))
+    acct = new_account(credits=10)
+    create_one(stub, acct.auth, acct.app_id)  # the token worked before
+    admin("revoke-token", "--token-id", acct.token_id)
+    error = fails(lambda: create_one(stub, acct.auth, acct.app_id))
     assert_error(error, grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED")
 
 
 def test_revoking_a_token_leaves_the_accounts_other_tokens_working(stub) -> None:
-    account_id, _, token_id, app_id = _account_with_token_id()
-    other = admin("create-token", "--account", account_id, "--name", "second")["token"]
-    admin("revoke-token", "--token-id", token_id)
-    assert create_one(stub, [("authorization", f"Bearer {other}")], app_id).app_id == app_id
+    acct = new_account(credits=10)
+    other = admin("create-token", "--account", acct.account_id, "--name", "second")["token"]
+    admin("revoke-token", "--token-id", acct.token_id)
+    assert create_one(stub, [("authorization", f"Bearer {other}")], acct.app_id).app_id == acct.app_id
 
 
 def test_lowercase_bearer_scheme_is_accepted(stub, make_account) -> None:

@@ -1,10 +1,7 @@
 """Each operation reaches JetStream as exactly one event per license affected."""
-from datetime import UTC, datetime, timedelta
-
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from licensing.v1 import licenses_pb2 as pb
 from tests.events import app_events
+from tests.support import from_now
 
 
 def test_created_licenses_are_published_once_each_with_cloudevents_headers(stub, account, event_stream) -> None:
@@ -27,8 +24,7 @@ def test_created_licenses_are_published_once_each_with_cloudevents_headers(stub,
 
 def test_every_update_and_delete_is_published_in_version_order(stub, account, event_stream) -> None:
     key = stub.CreateLicenses(pb.CreateLicensesRequest(app_id=account.app_id), metadata=account.auth).licenses[0].key
-    later = Timestamp()
-    later.FromDatetime(datetime.now(UTC) + timedelta(days=30))
+    later = from_now(days=30)
     for action, expires in [
         (pb.LICENSE_ACTION_REVOKE, None),
         (pb.LICENSE_ACTION_REVOKE, None),  # already revoked: no event

@@ -1,39 +1,11 @@
 """ListLicenses page by page: every license once, oldest first, even while licenses are being created."""
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import threading
 from collections import Counter
-from collections.abc import Callable
-from typing import Any, Protocol
 
 from licensing.v1 import licenses_pb2 as pb
-from licensing.v1 import licenses_pb2_grpc
-from server.cli import main as licensing
-
-Stub = licenses_pb2_grpc.LicenseServiceStub
-
-
-class Account(Protocol):
-    account_id: str
-    app_id: str
-
-    @property
-    def auth(self) -> list[tuple[str, str]]: ...
-
-
-MakeAccount = Callable[..., Account]
-
-
-def _admin(*args: str) -> dict[str, Any]:
-    """`licensing admin ... --json`, in-process, against the test database."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = licensing(["admin", *args, "--json"])
-    assert code == 0, f"licensing admin {' '.join(args)} failed"
-    return json.loads(out.getvalue())
+from tests.support import Account, MakeAccount, Stub, get, second_app
 
 
 def _create(stub: Stub, account: Account, quantity: int, app_id: str | None = None) -> list[str]:
@@ -151,7 +123,7 @@ def test_traversal_during_concurrent_creates_returns_every_earlier_license_once(
 
 def test_listing_never_shows_licenses_of_another_app(stub: Stub, make_account: MakeAccount) -> None:
     account = make_account()
-    other_app = _admin("create-app", "--account", account.account_id, "--name", "other")["app_id"]
+    other_app = second_app(account)
     mine: list[str] = []
     theirs: list[str] = []
     for _ in range(5):  # interleaved, so the two apps' rows sit side by side in the table
@@ -204,7 +176,7 @@ def test_listed_licenses_carry_status_and_empty_hwids(stub: Stub, make_account: 
     ]
     assert all(len(lic.hwids) == 0 for lic in listed)
     for lic in listed:  # a listed license is the whole license, as GetLicense shows it
-        assert lic == stub.GetLicense(pb.GetLicenseRequest(key=lic.key), metadata=account.auth).license
+        assert lic == get(stub, account.auth, lic.key)
 
 
 def test_empty_app_lists_nothing_with_an_empty_cursor(stub: Stub, make_account: MakeAccount) -> None:

@@ -2,31 +2,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import grpc
 import psycopg
-import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from licensing.v1 import licenses_pb2 as pb
-from licensing.v1 import licenses_pb2_grpc
-
-Stub = licenses_pb2_grpc.LicenseServiceStub
-
-
-class Account(Protocol):
-    account_id: str
-    app_id: str
-
-    @property
-    def auth(self) -> list[tuple[str, str]]: ...
-
-
-MakeAccount = Callable[..., Account]
+from tests.support import Account, MakeAccount, Stub, fails, timestamp
 
 
 @dataclass(frozen=True)
@@ -55,12 +39,6 @@ def _rows_of_account(db: psycopg.Connection, account: Account) -> list[Row]:
     return [Row(*r) for r in found]
 
 
-def _timestamp(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
 def _later(days: int) -> datetime:
     return (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0)
 
@@ -75,18 +53,12 @@ def _create(stub: Stub, account: Account, quantity: int = 1, label: str = "") ->
 def _update(stub: Stub, account: Account, key: str, action: int, expires_at: datetime | None = None) -> pb.License:
     request = pb.UpdateLicenseRequest(key=key, action=action)  # type: ignore[arg-type]
     if expires_at is not None:
-        request.expires_at.CopyFrom(_timestamp(expires_at))
+        request.expires_at.CopyFrom(timestamp(expires_at))
     return stub.UpdateLicense(request, metadata=account.auth).license
 
 
 def _delete(stub: Stub, account: Account, key: str) -> pb.License:
     return stub.DeleteLicense(pb.DeleteLicenseRequest(key=key), metadata=account.auth).license
-
-
-def _fails(call: Callable[[], object]) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as caught:
-        call()
-    return caught.value.code()
 
 
 # Creating
@@ -111,7 +83,7 @@ def test_created_row_payload_matches_the_license(stub: Stub, make_account: MakeA
     expiry = _later(days=10)
     response = stub.CreateLicenses(
         pb.CreateLicensesRequest(
-            app_id=account.app_id, label="for ACME", max_hwid_slots=3, expires_at=_timestamp(expiry)
+            app_id=account.app_id, label="for ACME", max_hwid_slots=3, expires_at=timestamp(expiry)
         ),
         metadata=account.auth,
     )
@@ -255,7 +227,7 @@ def test_concurrent_updates_of_one_license_write_each_version_once(
     account = make_account()
     key = _create(stub, account)[0].key
     requests = [
-        pb.UpdateLicenseRequest(key=key, action=pb.LICENSE_ACTION_EXTEND, expires_at=_timestamp(_later(days=d)))
+        pb.UpdateLicenseRequest(key=key, action=pb.LICENSE_ACTION_EXTEND, expires_at=timestamp(_later(days=d)))
         for d in range(1, 11)
     ]
 
@@ -325,7 +297,7 @@ def test_create_refused_for_lack_of_credits_writes_no_row(
 ) -> None:
     account = make_account(credits=2)
 
-    code = _fails(lambda: _create(stub, account, quantity=3))
+    code = fails(lambda: _create(stub, account, quantity=3)).code
 
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert _rows_of_account(db, account) == []
@@ -336,10 +308,10 @@ def test_forbidden_calls_write_no_row(stub: Stub, make_account: MakeAccount, db:
     key = _create(stub, owner)[0].key
 
     codes = {
-        _fails(lambda: stub.CreateLicenses(pb.CreateLicensesRequest(app_id=owner.app_id), metadata=intruder.auth)),
-        _fails(lambda: _update(stub, intruder, key, pb.LICENSE_ACTION_REVOKE)),
-        _fails(lambda: _update(stub, intruder, key, pb.LICENSE_ACTION_EXTEND, _later(days=3))),
-        _fails(lambda: _delete(stub, intruder, key)),
+        fails(lambda: stub.CreateLicenses(pb.CreateLicensesRequest(app_id=owner.app_id), metadata=intruder.auth)).code,
+        fails(lambda: _update(stub, intruder, key, pb.LICENSE_ACTION_REVOKE)).code,
+        fails(lambda: _update(stub, intruder, key, pb.LICENSE_ACTION_EXTEND, _later(days=3))).code,
+        fails(lambda: _delete(stub, intruder, key)).code,
     }
 
     assert codes == {grpc.StatusCode.PERMISSION_DENIED}
@@ -353,14 +325,14 @@ def test_invalid_requests_write_no_row(stub: Stub, make_account: MakeAccount, db
     past = datetime.now(UTC) - timedelta(days=1)
 
     codes = {
-        _fails(lambda: _create(stub, account, quantity=0)),
-        _fails(lambda: _create(stub, account, quantity=101)),
-        _fails(lambda: _create(stub, account, label="x" * 129)),
-        _fails(lambda: _update(stub, account, key, pb.LICENSE_ACTION_EXTEND, past)),
-        _fails(lambda: _update(stub, account, key, pb.LICENSE_ACTION_EXTEND)),
-        _fails(lambda: _update(stub, account, key, pb.LICENSE_ACTION_UNSPECIFIED)),
-        _fails(lambda: _update(stub, account, "not-a-key", pb.LICENSE_ACTION_REVOKE)),
-        _fails(lambda: _delete(stub, account, "")),
+        fails(lambda: _create(stub, account, quantity=0)).code,
+        fails(lambda: _create(stub, account, quantity=101)).code,
+        fails(lambda: _create(stub, account, label="x" * 129)).code,
+        fails(lambda: _update(stub, account, key, pb.LICENSE_ACTION_EXTEND, past)).code,
+        fails(lambda: _update(stub, account, key, pb.LICENSE_ACTION_EXTEND)).code,
+        fails(lambda: _update(stub, account, key, pb.LICENSE_ACTION_UNSPECIFIED)).code,
+        fails(lambda: _update(stub, account, "not-a-key", pb.LICENSE_ACTION_REVOKE)).code,
+        fails(lambda: _delete(stub, account, "")).code,
     }
 
     assert codes == {grpc.StatusCode.INVALID_ARGUMENT}
@@ -373,8 +345,8 @@ def test_calls_on_a_missing_license_write_no_row(stub: Stub, make_account: MakeA
     _delete(stub, account, key)
 
     codes = {
-        _fails(lambda: _update(stub, account, key, pb.LICENSE_ACTION_REVOKE)),
-        _fails(lambda: _delete(stub, account, key)),
+        fails(lambda: _update(stub, account, key, pb.LICENSE_ACTION_REVOKE)).code,
+        fails(lambda: _delete(stub, account, key)).code,
     }
 
     assert codes == {grpc.StatusCode.NOT_FOUND}

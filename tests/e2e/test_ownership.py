@@ -11,20 +11,15 @@ import grpc
 import pytest
 
 from licensing.v1 import licenses_pb2 as pb
-from licensing.v1 import licenses_pb2_grpc
-from tests.e2e.errors_util import RichError, assert_error, credits_of, fails, from_now, outbox_rows, rows_of_app
+from tests.support import (
+    Metadata, RichError, Stub, assert_error, credits_of, fails, from_now, get, outbox_rows, rows_of_app,
+)
 
-Stub = licenses_pb2_grpc.LicenseServiceStub
-Metadata = list[tuple[str, str]]
 Call = Callable[[Stub, str, Metadata], object]  # (stub, key or app id, metadata)
 
 
 def assert_forbidden(error: RichError) -> None:
     assert_error(error, grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
-
-
-def get(stub: Stub, metadata: Metadata, key: str) -> pb.License:
-    return stub.GetLicense(pb.GetLicenseRequest(key=key), metadata=metadata).license
 
 
 # Calls on a license key, each as the intruder.

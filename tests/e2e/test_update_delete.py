@@ -6,21 +6,17 @@ succeeds, changes nothing and writes nothing.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import grpc
-import psycopg
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from licensing.v1 import licenses_pb2 as pb
-from licensing.v1 import licenses_pb2_grpc
-from tests.e2e.errors_util import admin, assert_error, fails, from_now, outbox_rows, timestamp
-
-Stub = licenses_pb2_grpc.LicenseServiceStub
-Metadata = list[tuple[str, str]]
+from tests.support import (
+    Metadata, Stub, assert_error, delete, fails, from_now, get, new_account, outbox_events, outbox_rows, timestamp,
+    update, when,
+)
 
 REVOKE, ACTIVATE = pb.LICENSE_ACTION_REVOKE, pb.LICENSE_ACTION_ACTIVATE
 EXTEND, RESET_HWID = pb.LICENSE_ACTION_EXTEND, pb.LICENSE_ACTION_RESET_HWID
@@ -29,29 +25,6 @@ ACTIVE, REVOKED, EXPIRED = pb.LICENSE_STATUS_ACTIVE, pb.LICENSE_STATUS_REVOKED, 
 
 def create(stub: Stub, metadata: Metadata, app_id: str, **fields: object) -> pb.License:
     return stub.CreateLicenses(pb.CreateLicensesRequest(app_id=app_id, **fields), metadata=metadata).licenses[0]
-
-
-def update(stub: Stub, metadata: Metadata, key: str, action: int, expires_at: Timestamp | None = None) -> pb.License:
-    request = pb.UpdateLicenseRequest(key=key, action=action, expires_at=expires_at)  # type: ignore[arg-type]
-    return stub.UpdateLicense(request, metadata=metadata).license
-
-
-def get(stub: Stub, metadata: Metadata, key: str) -> pb.License:
-    return stub.GetLicense(pb.GetLicenseRequest(key=key), metadata=metadata).license
-
-
-def delete(stub: Stub, metadata: Metadata, key: str) -> pb.License:
-    return stub.DeleteLicense(pb.DeleteLicenseRequest(key=key), metadata=metadata).license
-
-
-def events(db: psycopg.Connection, key: str) -> list[tuple[str, int]]:
-    """(event_type, version) of the license's outbox rows, oldest first."""
-    rows = db.execute("select event_type, version from outbox where license_key = %s order by id", (key,)).fetchall()
-    return [(str(t), int(v)) for t, v in rows]
-
-
-def at(ts: Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
 
 
 # Revoke and activate
@@ -68,7 +41,7 @@ def test_revoke_writes_one_outbox_event(stub, make_account, db) -> None:
     acct = make_account()
     lic = create(stub, acct.auth, acct.app_id)
     update(stub, acct.auth, lic.key, REVOKE)
-    assert events(db, lic.key) == [("license.created", 1), ("license.revoked", 2)]
+    assert outbox_events(db, lic.key) == [("license.created", 1), ("license.revoked", 2)]
 
 
 def test_revoking_a_revoked_license_is_a_no_op(stub, make_account, db) -> None:
@@ -87,7 +60,7 @@ def test_activate_restores_a_revoked_license(stub, make_account, db) -> None:
     active = update(stub, acct.auth, lic.key, ACTIVATE)
     assert (active.status, active.version) == (ACTIVE, 3)
     assert get(stub, acct.auth, lic.key) == active
-    assert events(db, lic.key)[-1] == ("license.activated", 3)
+    assert outbox_events(db, lic.key)[-1] == ("license.activated", 3)
 
 
 def test_activating_an_active_license_is_a_no_op(stub, make_account, db) -> None:
@@ -108,7 +81,7 @@ def test_extend_sets_the_new_expiry(stub, make_account, db, initial: int | None)
     extended = update(stub, acct.auth, lic.key, EXTEND, new_expiry)
     assert (extended.expires_at, extended.status, extended.version) == (new_expiry, ACTIVE, 2)
     assert get(stub, acct.auth, lic.key) == extended
-    assert events(db, lic.key)[-1] == ("license.extended", 2)
+    assert outbox_events(db, lic.key)[-1] == ("license.extended", 2)
 
 
 def test_extend_can_shorten_the_expiry(stub, make_account) -> None:
@@ -164,7 +137,7 @@ def test_reset_hwid_clears_bound_devices(stub, make_account, db) -> None:
     reset = update(stub, acct.auth, lic.key, RESET_HWID)
     assert (list(reset.hwids), reset.version, reset.status) == ([], 2, ACTIVE)
     assert list(get(stub, acct.auth, lic.key).hwids) == []
-    assert events(db, lic.key)[-1] == ("license.hwid_reset", 2)
+    assert outbox_events(db, lic.key)[-1] == ("license.hwid_reset", 2)
 
 
 # updated_at
@@ -173,7 +146,7 @@ def test_updated_at_advances_on_a_change(stub, make_account) -> None:
     acct = make_account()
     lic = create(stub, acct.auth, acct.app_id)
     revoked = update(stub, acct.auth, lic.key, REVOKE)
-    assert at(revoked.updated_at) > at(lic.updated_at)
+    assert when(revoked.updated_at) > when(lic.updated_at)
     assert revoked.created_at == lic.created_at
 
 
@@ -219,7 +192,7 @@ def test_delete_writes_a_deleted_event_with_the_next_version(stub, make_account,
     acct = make_account()
     lic = create(stub, acct.auth, acct.app_id)
     delete(stub, acct.auth, lic.key)
-    assert events(db, lic.key) == [("license.created", 1), ("license.deleted", 2)]
+    assert outbox_events(db, lic.key) == [("license.created", 1), ("license.deleted", 2)]
 
 
 def test_deleted_license_leaves_the_listing(stub, make_account) -> None:
@@ -248,12 +221,10 @@ def expired(stub) -> dict[str, Expired]:  # type: ignore[no-untyped-def]
     expiry = datetime.now(UTC) + timedelta(seconds=2)
     prepared: dict[str, Expired] = {}
     for case in EXPIRED_CASES:
-        created = admin("create-account", "--name", f"expiry-{uuid.uuid4().hex[:8]}", "--credits", "1")
-        app_id = admin("create-app", "--account", created["account_id"], "--name", "app")["app_id"]
-        auth = [("authorization", f"Bearer {created['token']}")]
-        lic = create(stub, auth, app_id, expires_at=timestamp(expiry))
+        acct = new_account(credits=1)
+        lic = create(stub, acct.auth, acct.app_id, expires_at=timestamp(expiry))
         assert lic.status == ACTIVE
-        prepared[case] = Expired(auth, app_id, lic.key)
+        prepared[case] = Expired(acct.auth, acct.app_id, lic.key)
     time.sleep(max(0.0, (expiry - datetime.now(UTC)).total_seconds()) + 0.1)
     return prepared
 

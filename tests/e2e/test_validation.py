@@ -5,79 +5,26 @@ The database is only read, except to backdate `last_seen_at` or `expires_at` whe
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import grpc
 import psycopg
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from licensing.v1 import licenses_pb2 as lpb
-from licensing.v1 import licenses_pb2_grpc
 from licensing.v1 import validation_pb2 as vpb
-from licensing.v1 import validation_pb2_grpc
-from server.cli import main as licensing
 from tests.events import app_events
-
-Stub = licenses_pb2_grpc.LicenseServiceStub
-Validation = validation_pb2_grpc.ValidationServiceStub
-Metadata = list[tuple[str, str]]
-NEVER_ISSUED = "ABCD-EFGH-JKLM-NPQR"
-
-
-class Account(Protocol):
-    account_id: str
-    token: str
-    app_id: str
-
-    @property
-    def auth(self) -> Metadata: ...
-
-
-MakeAccount = Callable[..., Account]
-
-
-@pytest.fixture(scope="module")
-def validation(channel: grpc.Channel) -> Validation:
-    return validation_pb2_grpc.ValidationServiceStub(channel)
+from tests.support import (
+    NEVER_ISSUED, Account, MakeAccount, Metadata, Stub, Validation, assert_bad_request, expire_now, fails,
+    from_now, get, issue, new_hwid, outbox_events, second_app, update, validate, when,
+)
 
 
 # Helpers
-
-
-def new_hwid() -> str:
-    return uuid.uuid4().hex * 2  # 64 hex characters, like a SHA-256 fingerprint
-
-
-def issue(stub: Stub, account: Account, **fields: Any) -> lpb.License:
-    request = lpb.CreateLicensesRequest(app_id=account.app_id, **fields)
-    return stub.CreateLicenses(request, metadata=account.auth).licenses[0]
-
-
-def get(stub: Stub, account: Account, key: str) -> lpb.License:
-    return stub.GetLicense(lpb.GetLicenseRequest(key=key), metadata=account.auth).license
-
-
-def update(stub: Stub, account: Account, key: str, action: int) -> lpb.License:
-    request = lpb.UpdateLicenseRequest(key=key, action=action)  # type: ignore[arg-type]
-    return stub.UpdateLicense(request, metadata=account.auth).license
-
-
-def validate(validation: Validation, account: Account, key: str, hwid: str, *, app_id: str | None = None,
-             nonce: str = "") -> vpb.ValidationResult:
-    app = account.app_id if app_id is None else app_id
-    request = vpb.ValidateLicenseRequest(app_id=app, key=key, hwid=hwid, nonce=nonce)
-    return validation.ValidateLicense(request, metadata=account.auth).result
 
 
 def heartbeat(validation: Validation, account: Account, key: str, hwid: str, *, app_id: str | None = None,
@@ -91,37 +38,8 @@ Check = Callable[..., vpb.ValidationResult]
 CHECKS: dict[str, Check] = {"validate": validate, "heartbeat": heartbeat}
 
 
-def outbox(db: psycopg.Connection, key: str) -> list[tuple[str, int]]:
-    """(event_type, version) of every outbox row of the key, in commit order."""
-    rows = db.execute("SELECT event_type, version FROM outbox WHERE license_key = %s ORDER BY id", (key,))
-    return [(str(t), int(v)) for t, v in rows.fetchall()]
-
-
-def second_app(account: Account) -> str:
-    return admin("create-app", "--account", account.account_id, "--name", "x")["app_id"]
-
-
-def admin(*args: str) -> dict[str, Any]:
-    """`licensing admin ... --json`, in-process (conftest modules are not for importing)."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert licensing(["admin", *args, "--json"]) == 0, f"licensing admin {' '.join(args)} failed"
-    result: dict[str, Any] = json.loads(out.getvalue())
-    return result
-
-
-def when(ts: Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
-
-
 def about_now(moment: datetime, slack: timedelta = timedelta(seconds=5)) -> bool:
     return abs(datetime.now(UTC) - moment) < slack
-
-
-def from_now(**delta: float) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(datetime.now(UTC) + timedelta(**delta))
-    return ts
 
 
 def backdate_last_seen(db: psycopg.Connection, key: str, hwid: str, by: timedelta) -> datetime:
@@ -133,45 +51,6 @@ def backdate_last_seen(db: psycopg.Connection, key: str, hwid: str, by: timedelt
     assert row is not None, "no such binding"
     moment: datetime = row[0]
     return moment
-
-
-def expire_now(db: psycopg.Connection, key: str) -> None:
-    """Moves an unexpired license's expiry into the past (CreateLicenses only takes future expiries)."""
-    db.execute("UPDATE licenses SET expires_at = now() - interval '1 minute' WHERE key = %s", (key,))
-
-
-@dataclass(frozen=True)
-class Failure:
-    code: grpc.StatusCode
-    message: str
-    reason: str
-    fields: list[str]
-
-
-def fails(call: Callable[[], object]) -> Failure:
-    with pytest.raises(grpc.RpcError) as caught:
-        call()
-    error: Any = caught.value
-    status = rpc_status.from_call(error)
-    assert status is not None, f"{error.code().name} without google.rpc.Status details: {error.details()}"
-    reason, fields = "", []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason = info.reason
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            fields += [v.field for v in bad.field_violations]
-    return Failure(error.code(), error.details(), reason, sorted(fields))
-
-
-def assert_bad_field(failure: Failure, field: str) -> None:
-    assert failure.code is grpc.StatusCode.INVALID_ARGUMENT, f"{failure.code.name}: {failure.message}"
-    assert failure.reason == "BAD_REQUEST"
-    assert failure.fields == [field], failure.message
-    assert field in failure.message
 
 
 # Codes
@@ -198,7 +77,7 @@ def test_valid_result_carries_the_license_as_get_license_shows_it(
 
     result = validate(validation, account, key, new_hwid())
 
-    assert result.license == get(stub, account, key)
+    assert result.license == get(stub, account.auth, key)
 
 
 def test_bound_device_result_carries_the_license_as_get_license_shows_it(
@@ -211,7 +90,7 @@ def test_bound_device_result_carries_the_license_as_get_license_shows_it(
     result = validate(validation, account, key, hwid)
 
     assert result.code == vpb.VALIDATION_CODE_VALID
-    assert result.license == get(stub, account, key)
+    assert result.license == get(stub, account.auth, key)
 
 
 def test_key_typed_in_lower_case_is_valid(stub: Stub, validation: Validation, make_account: MakeAccount) -> None:
@@ -279,8 +158,8 @@ def test_key_of_another_account_binds_nothing(
 
     validate(validation, other, before.key, new_hwid())
 
-    assert get(stub, owner, before.key) == before
-    assert outbox(db, before.key) == [("license.created", 1)]
+    assert get(stub, owner.auth, before.key) == before
+    assert outbox_events(db, before.key) == [("license.created", 1)]
 
 
 @pytest.mark.parametrize("check", CHECKS.values(), ids=CHECKS.keys())
@@ -290,12 +169,12 @@ def test_revoked_license_is_revoked(
     account = make_account()
     key, hwid = issue(stub, account).key, new_hwid()
     validate(validation, account, key, hwid)
-    update(stub, account, key, lpb.LICENSE_ACTION_REVOKE)
+    update(stub, account.auth, key, lpb.LICENSE_ACTION_REVOKE)
 
     result = check(validation, account, key, hwid)
 
     assert (result.valid, result.code) == (False, vpb.VALIDATION_CODE_REVOKED)
-    assert result.license == get(stub, account, key)
+    assert result.license == get(stub, account.auth, key)
     assert result.license.status == lpb.LICENSE_STATUS_REVOKED
     assert (result.seats_used, result.seats_allowed) == (1, 1)
 
@@ -305,13 +184,13 @@ def test_revoked_license_binds_no_new_device(
 ) -> None:
     account = make_account()
     key = issue(stub, account).key
-    revoked = update(stub, account, key, lpb.LICENSE_ACTION_REVOKE)
+    revoked = update(stub, account.auth, key, lpb.LICENSE_ACTION_REVOKE)
 
     result = validate(validation, account, key, new_hwid())
 
     assert result.code == vpb.VALIDATION_CODE_REVOKED
-    assert get(stub, account, key) == revoked
-    assert outbox(db, key) == [("license.created", 1), ("license.revoked", 2)]
+    assert get(stub, account.auth, key) == revoked
+    assert outbox_events(db, key) == [("license.created", 1), ("license.revoked", 2)]
 
 
 @pytest.mark.parametrize("check", CHECKS.values(), ids=CHECKS.keys())
@@ -326,7 +205,7 @@ def test_expired_license_is_expired(
     result = check(validation, account, key, hwid)
 
     assert (result.valid, result.code) == (False, vpb.VALIDATION_CODE_EXPIRED)
-    assert result.license == get(stub, account, key)
+    assert result.license == get(stub, account.auth, key)
     assert result.license.status == lpb.LICENSE_STATUS_EXPIRED
 
 
@@ -340,8 +219,8 @@ def test_expired_license_binds_no_new_device(
     result = validate(validation, account, key, new_hwid())
 
     assert result.code == vpb.VALIDATION_CODE_EXPIRED
-    assert list(get(stub, account, key).hwids) == []
-    assert outbox(db, key) == [("license.created", 1)]
+    assert list(get(stub, account.auth, key).hwids) == []
+    assert outbox_events(db, key) == [("license.created", 1)]
 
 
 @pytest.mark.parametrize("check", CHECKS.values(), ids=CHECKS.keys())
@@ -355,7 +234,7 @@ def test_key_of_another_app_of_the_same_account_is_app_mismatch(
     result = check(validation, account, key, new_hwid(), app_id=other_app)
 
     assert (result.valid, result.code) == (False, vpb.VALIDATION_CODE_APP_MISMATCH)
-    assert result.license == get(stub, account, key)
+    assert result.license == get(stub, account.auth, key)
 
 
 def test_app_mismatch_binds_nothing(
@@ -366,8 +245,8 @@ def test_app_mismatch_binds_nothing(
 
     validate(validation, account, before.key, new_hwid(), app_id=second_app(account))
 
-    assert get(stub, account, before.key) == before
-    assert outbox(db, before.key) == [("license.created", 1)]
+    assert get(stub, account.auth, before.key) == before
+    assert outbox_events(db, before.key) == [("license.created", 1)]
 
 
 def test_new_device_without_a_free_seat_is_hwid_mismatch(
@@ -382,7 +261,7 @@ def test_new_device_without_a_free_seat_is_hwid_mismatch(
 
     assert (result.valid, result.code) == (False, vpb.VALIDATION_CODE_HWID_MISMATCH)
     assert (result.seats_used, result.seats_allowed) == (2, 2)
-    assert result.license == get(stub, account, key)
+    assert result.license == get(stub, account.auth, key)
 
 
 def test_hwid_mismatch_changes_nothing(
@@ -391,14 +270,14 @@ def test_hwid_mismatch_changes_nothing(
     account = make_account()
     key = issue(stub, account).key
     validate(validation, account, key, new_hwid())
-    before = get(stub, account, key)
+    before = get(stub, account.auth, key)
 
     validate(validation, account, key, new_hwid())
 
-    after = get(stub, account, key)
+    after = get(stub, account.auth, key)
     assert after == before
     assert after.version == 2
-    assert outbox(db, key) == [("license.created", 1), ("license.hwid_bound", 2)]
+    assert outbox_events(db, key) == [("license.created", 1), ("license.hwid_bound", 2)]
 
 
 # Errors for the call itself
@@ -455,8 +334,8 @@ def test_app_of_another_account_binds_nothing(
 
     fails(lambda: validate(validation, intruder, before.key, new_hwid(), app_id=owner.app_id))
 
-    assert get(stub, owner, before.key) == before
-    assert outbox(db, before.key) == [("license.created", 1)]
+    assert get(stub, owner.auth, before.key) == before
+    assert outbox_events(db, before.key) == [("license.created", 1)]
 
 
 def test_unknown_app_is_permission_denied(stub: Stub, validation: Validation, make_account: MakeAccount) -> None:
@@ -493,7 +372,7 @@ def test_bad_input_is_invalid_argument_naming_the_field(
     failure = fails(lambda: check(validation, account, fields["key"], fields["hwid"], app_id=fields["app_id"],
                                   nonce=fields["nonce"]))
 
-    assert_bad_field(failure, field)
+    assert_bad_request(failure, field)
 
 
 def test_bad_input_binds_nothing(
@@ -504,8 +383,8 @@ def test_bad_input_binds_nothing(
 
     fails(lambda: validate(validation, account, before.key, "x" * 257))
 
-    assert get(stub, account, before.key) == before
-    assert outbox(db, before.key) == [("license.created", 1)]
+    assert get(stub, account.auth, before.key) == before
+    assert outbox_events(db, before.key) == [("license.created", 1)]
 
 
 def test_longest_hwid_and_nonce_are_accepted(stub: Stub, validation: Validation, make_account: MakeAccount) -> None:
@@ -527,7 +406,7 @@ def test_binding_shows_the_device_in_get_license(stub: Stub, validation: Validat
 
     validate(validation, account, key, hwid)
 
-    lic = get(stub, account, key)
+    lic = get(stub, account.auth, key)
     assert [b.hwid for b in lic.hwids] == [hwid]
     (binding,) = lic.hwids
     assert about_now(when(binding.bound_at))
@@ -543,7 +422,7 @@ def test_binding_writes_exactly_one_hwid_bound_outbox_row(
 
     validate(validation, account, key, hwid)
 
-    assert outbox(db, key) == [("license.created", 1), ("license.hwid_bound", 2)]
+    assert outbox_events(db, key) == [("license.created", 1), ("license.hwid_bound", 2)]
     (payload,) = db.execute(
         "SELECT payload FROM outbox WHERE license_key = %s AND event_type = 'license.hwid_bound'", (key,)
     ).fetchone() or (None,)
@@ -561,8 +440,8 @@ def test_each_new_device_binds_with_its_own_event(
     result = validate(validation, account, key, second)
 
     assert (result.seats_used, result.seats_allowed) == (2, 3)
-    assert [b.hwid for b in get(stub, account, key).hwids] == [first, second]
-    assert outbox(db, key) == [("license.created", 1), ("license.hwid_bound", 2), ("license.hwid_bound", 3)]
+    assert [b.hwid for b in get(stub, account.auth, key).hwids] == [first, second]
+    assert outbox_events(db, key) == [("license.created", 1), ("license.hwid_bound", 2), ("license.hwid_bound", 3)]
 
 
 def test_binding_is_published_to_jetstream(
@@ -587,14 +466,14 @@ def test_revalidating_a_bound_device_changes_nothing(
     account = make_account()
     key, hwid = issue(stub, account).key, new_hwid()
     validate(validation, account, key, hwid)
-    before = get(stub, account, key)
+    before = get(stub, account.auth, key)
 
     result = validate(validation, account, key, hwid)
 
     assert result.code == vpb.VALIDATION_CODE_VALID
-    assert get(stub, account, key) == before
+    assert get(stub, account.auth, key) == before
     assert before.version == 2
-    assert outbox(db, key) == [("license.created", 1), ("license.hwid_bound", 2)]
+    assert outbox_events(db, key) == [("license.created", 1), ("license.hwid_bound", 2)]
 
 
 def test_last_seen_at_is_not_refreshed_within_a_minute(
@@ -607,7 +486,7 @@ def test_last_seen_at_is_not_refreshed_within_a_minute(
     validate(validation, account, key, hwid)
     validate(validation, account, key, hwid)
 
-    assert get(stub, account, key).hwids[0].last_seen_at == first
+    assert get(stub, account.auth, key).hwids[0].last_seen_at == first
 
 
 @pytest.mark.parametrize("check", CHECKS.values(), ids=CHECKS.keys())
@@ -621,13 +500,13 @@ def test_last_seen_at_is_refreshed_after_a_minute_without_event_or_version(
 
     result = check(validation, account, key, hwid)
 
-    after = get(stub, account, key)
+    after = get(stub, account.auth, key)
     seen = when(after.hwids[0].last_seen_at)
     assert seen > backdated + timedelta(minutes=1)
     assert about_now(seen)
     assert result.license == after
     assert after.version == 2
-    assert outbox(db, key) == [("license.created", 1), ("license.hwid_bound", 2)]
+    assert outbox_events(db, key) == [("license.created", 1), ("license.hwid_bound", 2)]
 
 
 # Unlimited seats
@@ -643,7 +522,7 @@ def test_unlimited_license_admits_twenty_devices(stub: Stub, validation: Validat
     assert [r.code for r in results] == [vpb.VALIDATION_CODE_VALID] * 20
     assert [r.seats_used for r in results] == list(range(1, 21))
     assert {r.seats_allowed for r in results} == {0}
-    lic = get(stub, account, key)
+    lic = get(stub, account.auth, key)
     assert sorted(b.hwid for b in lic.hwids) == sorted(hwids)
     assert lic.version == 21
 
@@ -658,8 +537,8 @@ def test_heartbeat_from_a_new_device_on_an_unlimited_license_is_valid_and_record
 
     assert (result.valid, result.code) == (True, vpb.VALIDATION_CODE_VALID)
     assert (result.seats_used, result.seats_allowed) == (1, 0)
-    assert [b.hwid for b in get(stub, account, key).hwids] == [hwid]
-    assert outbox(db, key) == [("license.created", 1), ("license.hwid_bound", 2)]
+    assert [b.hwid for b in get(stub, account.auth, key).hwids] == [hwid]
+    assert outbox_events(db, key) == [("license.created", 1), ("license.hwid_bound", 2)]
 
 
 # Heartbeat
@@ -686,8 +565,8 @@ def test_heartbeat_of_an_unbound_device_binds_nothing(
 
     heartbeat(validation, account, before.key, new_hwid())
 
-    assert get(stub, account, before.key) == before
-    assert outbox(db, before.key) == [("license.created", 1)]
+    assert get(stub, account.auth, before.key) == before
+    assert outbox_events(db, before.key) == [("license.created", 1)]
 
 
 def test_heartbeat_of_a_bound_device_is_valid(stub: Stub, validation: Validation, make_account: MakeAccount) -> None:
@@ -698,7 +577,7 @@ def test_heartbeat_of_a_bound_device_is_valid(stub: Stub, validation: Validation
     result = heartbeat(validation, account, key, hwid)
 
     assert (result.valid, result.code) == (True, vpb.VALIDATION_CODE_VALID)
-    assert result.license == get(stub, account, key)
+    assert result.license == get(stub, account.auth, key)
 
 
 # Revocation and expiry between two calls
@@ -711,7 +590,7 @@ def test_revoke_takes_effect_on_the_very_next_validation(
     key, hwid = issue(stub, account).key, new_hwid()
     assert validate(validation, account, key, hwid).code == vpb.VALIDATION_CODE_VALID
 
-    update(stub, account, key, lpb.LICENSE_ACTION_REVOKE)
+    update(stub, account.auth, key, lpb.LICENSE_ACTION_REVOKE)
 
     assert validate(validation, account, key, hwid).code == vpb.VALIDATION_CODE_REVOKED
 
@@ -722,9 +601,9 @@ def test_activate_makes_a_revoked_license_valid_again(
     account = make_account()
     key, hwid = issue(stub, account).key, new_hwid()
     validate(validation, account, key, hwid)
-    update(stub, account, key, lpb.LICENSE_ACTION_REVOKE)
+    update(stub, account.auth, key, lpb.LICENSE_ACTION_REVOKE)
 
-    update(stub, account, key, lpb.LICENSE_ACTION_ACTIVATE)
+    update(stub, account.auth, key, lpb.LICENSE_ACTION_ACTIVATE)
 
     result = validate(validation, account, key, hwid)
     assert (result.valid, result.code) == (True, vpb.VALIDATION_CODE_VALID)
@@ -758,11 +637,11 @@ def test_reset_hwid_frees_every_seat_for_a_rejected_device(
     validate(validation, account, key, new_hwid())
     assert validate(validation, account, key, third).code == vpb.VALIDATION_CODE_HWID_MISMATCH
 
-    update(stub, account, key, lpb.LICENSE_ACTION_RESET_HWID)
+    update(stub, account.auth, key, lpb.LICENSE_ACTION_RESET_HWID)
 
     result = validate(validation, account, key, third)
     assert (result.code, result.seats_used, result.seats_allowed) == (vpb.VALIDATION_CODE_VALID, 1, 2)
-    assert [b.hwid for b in get(stub, account, key).hwids] == [third]
+    assert [b.hwid for b in get(stub, account.auth, key).hwids] == [third]
 
 
 def test_reset_hwid_writes_exactly_one_hwid_reset_row(
@@ -773,9 +652,9 @@ def test_reset_hwid_writes_exactly_one_hwid_reset_row(
     validate(validation, account, key, new_hwid())
     validate(validation, account, key, new_hwid())
 
-    update(stub, account, key, lpb.LICENSE_ACTION_RESET_HWID)
+    update(stub, account.auth, key, lpb.LICENSE_ACTION_RESET_HWID)
 
-    assert outbox(db, key) == [
+    assert outbox_events(db, key) == [
         ("license.created", 1), ("license.hwid_bound", 2), ("license.hwid_bound", 3), ("license.hwid_reset", 4),
     ]
 
@@ -786,9 +665,9 @@ def test_device_bound_before_a_reset_binds_anew(
     account = make_account()
     key, hwid = issue(stub, account).key, new_hwid()
     validate(validation, account, key, hwid)
-    update(stub, account, key, lpb.LICENSE_ACTION_RESET_HWID)
+    update(stub, account.auth, key, lpb.LICENSE_ACTION_RESET_HWID)
 
     result = validate(validation, account, key, hwid)
 
     assert result.code == vpb.VALIDATION_CODE_VALID
-    assert outbox(db, key)[-1] == ("license.hwid_bound", 4)
+    assert outbox_events(db, key)[-1] == ("license.hwid_bound", 4)

@@ -9,34 +9,19 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
 
 import grpc
 import psycopg
 import pytest
 
-from licensing.v1 import licenses_pb2 as lpb
-from licensing.v1 import licenses_pb2_grpc
 from licensing.v1 import validation_pb2 as vpb
 from licensing.v1 import validation_pb2_grpc
+from tests.support import Account, MakeAccount, Stub, Validation, get, issue
 
-Stub = licenses_pb2_grpc.LicenseServiceStub
-Validation = validation_pb2_grpc.ValidationServiceStub
 CALL_TIMEOUT = 60.0
 SEATS, DEVICES = 3, 20
-
-
-class Account(Protocol):
-    account_id: str
-    app_id: str
-
-    @property
-    def auth(self) -> list[tuple[str, str]]: ...
-
-
-MakeAccount = Callable[..., Account]
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +33,6 @@ def racers(server_address: str) -> Iterator[list[Validation]]:
     yield [validation_pb2_grpc.ValidationServiceStub(ch) for ch in channels]
     for ch in channels:
         ch.close()
-
-
-def issue(stub: Stub, account: Account, **fields: Any) -> str:
-    request = lpb.CreateLicensesRequest(app_id=account.app_id, **fields)
-    return str(stub.CreateLicenses(request, metadata=account.auth).licenses[0].key)
 
 
 def validate_all_at_once(racers: list[Validation], account: Account, key: str,
@@ -87,7 +67,7 @@ def test_racing_devices_take_exactly_the_free_seats(
     stub: Stub, racers: list[Validation], make_account: MakeAccount, round_: int
 ) -> None:
     account = make_account()
-    key, hwids = issue(stub, account, max_hwid_slots=SEATS), devices(DEVICES)
+    key, hwids = issue(stub, account, max_hwid_slots=SEATS).key, devices(DEVICES)
 
     results = validate_all_at_once(racers, account, key, hwids)
 
@@ -102,12 +82,12 @@ def test_racing_devices_leave_exactly_the_winners_bound(
     stub: Stub, racers: list[Validation], make_account: MakeAccount, round_: int
 ) -> None:
     account = make_account()
-    key, hwids = issue(stub, account, max_hwid_slots=SEATS), devices(DEVICES)
+    key, hwids = issue(stub, account, max_hwid_slots=SEATS).key, devices(DEVICES)
 
     results = validate_all_at_once(racers, account, key, hwids)
 
     winners = {hwid for hwid, r in zip(hwids, results) if r.code == vpb.VALIDATION_CODE_VALID}
-    lic = stub.GetLicense(lpb.GetLicenseRequest(key=key), metadata=account.auth).license
+    lic = get(stub, account.auth, key)
     assert len(lic.hwids) == SEATS
     assert {b.hwid for b in lic.hwids} == winners
     assert lic.version == 1 + SEATS
@@ -118,7 +98,7 @@ def test_racing_devices_write_one_hwid_bound_row_per_seat_in_version_order(
     stub: Stub, racers: list[Validation], make_account: MakeAccount, db: psycopg.Connection, round_: int
 ) -> None:
     account = make_account()
-    key, hwids = issue(stub, account, max_hwid_slots=SEATS), devices(DEVICES)
+    key, hwids = issue(stub, account, max_hwid_slots=SEATS).key, devices(DEVICES)
 
     validate_all_at_once(racers, account, key, hwids)
 
@@ -135,7 +115,7 @@ def test_racing_bindings_are_stamped_in_version_order(
     account = make_account()
     out_of_order: list[list[tuple[int, str]]] = []
     for _ in range(20):  # many licenses: a lost race shows in a few of them
-        key = issue(stub, account, max_hwid_slots=SEATS)
+        key = issue(stub, account, max_hwid_slots=SEATS).key
         validate_all_at_once(racers, account, key, devices(DEVICES))
 
         rows = db.execute(
@@ -156,7 +136,7 @@ def test_racing_winners_report_the_seats_in_binding_order(
     stub: Stub, racers: list[Validation], make_account: MakeAccount
 ) -> None:
     account = make_account()
-    key, hwids = issue(stub, account, max_hwid_slots=SEATS), devices(DEVICES)
+    key, hwids = issue(stub, account, max_hwid_slots=SEATS).key, devices(DEVICES)
 
     results = validate_all_at_once(racers, account, key, hwids)
 
@@ -170,13 +150,13 @@ def test_a_device_racing_itself_binds_once(
     stub: Stub, racers: list[Validation], make_account: MakeAccount, db: psycopg.Connection
 ) -> None:
     account = make_account()
-    key, hwid = issue(stub, account), devices(1)[0]
+    key, hwid = issue(stub, account).key, devices(1)[0]
 
     results = validate_all_at_once(racers, account, key, [hwid] * 10)
 
     assert [r.code for r in results] == [vpb.VALIDATION_CODE_VALID] * 10
     assert bound_rows(db, key) == [(2, [hwid])]
-    lic = stub.GetLicense(lpb.GetLicenseRequest(key=key), metadata=account.auth).license
+    lic = get(stub, account.auth, key)
     assert [b.hwid for b in lic.hwids] == [hwid]
     assert lic.version == 2
 
@@ -185,13 +165,13 @@ def test_racing_devices_on_an_unlimited_license_are_all_recorded_once(
     stub: Stub, racers: list[Validation], make_account: MakeAccount, db: psycopg.Connection
 ) -> None:
     account = make_account()
-    key, hwids = issue(stub, account, unlimited_hwid_slots=True), devices(DEVICES)
+    key, hwids = issue(stub, account, unlimited_hwid_slots=True).key, devices(DEVICES)
 
     results = validate_all_at_once(racers, account, key, hwids)
 
     assert [r.code for r in results] == [vpb.VALIDATION_CODE_VALID] * DEVICES
     assert sorted(r.seats_used for r in results) == list(range(1, DEVICES + 1))
-    lic = stub.GetLicense(lpb.GetLicenseRequest(key=key), metadata=account.auth).license
+    lic = get(stub, account.auth, key)
     assert sorted(b.hwid for b in lic.hwids) == sorted(hwids)
     assert [version for version, _ in bound_rows(db, key)] == list(range(2, DEVICES + 2))
 
@@ -204,7 +184,7 @@ def test_a_device_racing_itself_after_a_minute_is_answered_with_the_stored_last_
     account = make_account()
     differing: list[str] = []
     for _ in range(3):  # a few licenses, to make a lost race likely to show
-        key, hwid = issue(stub, account), devices(1)[0]
+        key, hwid = issue(stub, account).key, devices(1)[0]
         validate_all_at_once(racers, account, key, [hwid])
         db.execute(
             "UPDATE license_hwids SET last_seen_at = last_seen_at - interval '2 minutes'"
@@ -213,7 +193,7 @@ def test_a_device_racing_itself_after_a_minute_is_answered_with_the_stored_last_
 
         results = validate_all_at_once(racers, account, key, [hwid] * 10)
 
-        stored = stub.GetLicense(lpb.GetLicenseRequest(key=key), metadata=account.auth).license
+        stored = get(stub, account.auth, key)
         assert abs(datetime.now(UTC) - stored.hwids[0].last_seen_at.ToDatetime(tzinfo=UTC)) < timedelta(seconds=10)
         differing += [
             str(r.license.hwids[0].last_seen_at.ToJsonString()) for r in results if r.license != stored

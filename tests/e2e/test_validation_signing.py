@@ -3,62 +3,22 @@ verifiable with a public key from GetSigningKeys, and the receipt states the ans
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
 
 import grpc
 import psycopg
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from licensing.v1 import licenses_pb2 as lpb
-from licensing.v1 import licenses_pb2_grpc
 from licensing.v1 import validation_pb2 as vpb
 from licensing.v1 import validation_pb2_grpc
-from server.cli import main as licensing
-
-Stub = licenses_pb2_grpc.LicenseServiceStub
-Validation = validation_pb2_grpc.ValidationServiceStub
-Metadata = list[tuple[str, str]]
-NEVER_ISSUED = "ABCD-EFGH-JKLM-NPQR"
-
-
-class Account(Protocol):
-    account_id: str
-    app_id: str
-
-    @property
-    def auth(self) -> Metadata: ...
-
-
-MakeAccount = Callable[..., Account]
-
-
-@pytest.fixture(scope="module")
-def validation(channel: grpc.Channel) -> Validation:
-    return validation_pb2_grpc.ValidationServiceStub(channel)
-
-
-def new_hwid() -> str:
-    return uuid.uuid4().hex * 2
-
-
-def issue(stub: Stub, account: Account, **fields: Any) -> str:
-    request = lpb.CreateLicensesRequest(app_id=account.app_id, **fields)
-    return str(stub.CreateLicenses(request, metadata=account.auth).licenses[0].key)
-
-
-def validate(validation: Validation, account: Account, key: str, hwid: str, nonce: str = "",
-             app_id: str | None = None) -> vpb.ValidationResult:
-    request = vpb.ValidateLicenseRequest(app_id=app_id or account.app_id, key=key, hwid=hwid, nonce=nonce)
-    return validation.ValidateLicense(request, metadata=account.auth).result
+from tests.support import (
+    NEVER_ISSUED, Account, MakeAccount, Metadata, Stub, Validation, expire_now, fails, from_now, get, issue,
+    new_hwid, second_app, update, validate, when,
+)
 
 
 def public_key(validation: Validation, account: Account, key_id: str) -> Ed25519PublicKey:
@@ -73,25 +33,8 @@ def verify(validation: Validation, account: Account, result: vpb.ValidationResul
     return vpb.ValidationReceipt.FromString(result.receipt)
 
 
-def when(ts: Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
-
-
-def from_now(**delta: float) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(datetime.now(UTC) + timedelta(**delta))
-    return ts
-
-
 def flipped(data: bytes, position: int) -> bytes:
     return data[:position] + bytes([data[position] ^ 0x01]) + data[position + 1:]
-
-
-def second_app(account: Account) -> str:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert licensing(["admin", "create-app", "--account", account.account_id, "--name", "x", "--json"]) == 0
-    return str(json.loads(out.getvalue())["app_id"])
 
 
 # The published keys
@@ -112,10 +55,9 @@ def test_signing_keys_are_32_byte_ed25519_public_keys(validation: Validation, ma
 
 @pytest.mark.parametrize("metadata", [[], [("authorization", "Bearer not-a-token")]], ids=["no-token", "bad-token"])
 def test_signing_keys_need_a_token(validation: Validation, metadata: Metadata) -> None:
-    with pytest.raises(grpc.RpcError) as caught:
-        validation.GetSigningKeys(vpb.GetSigningKeysRequest(), metadata=metadata)
+    error = fails(lambda: validation.GetSigningKeys(vpb.GetSigningKeysRequest(), metadata=metadata))
 
-    assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+    assert error.code is grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_answers_are_signed_by_the_first_published_key(
@@ -123,7 +65,7 @@ def test_answers_are_signed_by_the_first_published_key(
 ) -> None:
     account = make_account()
 
-    result = validate(validation, account, issue(stub, account), new_hwid())
+    result = validate(validation, account, issue(stub, account).key, new_hwid())
 
     keys = validation.GetSigningKeys(vpb.GetSigningKeysRequest(), metadata=account.auth).keys
     assert result.signing_key_id == keys[0].key_id
@@ -155,7 +97,7 @@ def test_valid_answer_verifies_with_the_published_key(
     stub: Stub, validation: Validation, make_account: MakeAccount
 ) -> None:
     account = make_account()
-    result = validate(validation, account, issue(stub, account), new_hwid())
+    result = validate(validation, account, issue(stub, account).key, new_hwid())
 
     receipt = verify(validation, account, result)
 
@@ -166,7 +108,7 @@ def test_flipping_any_receipt_byte_breaks_the_signature(
     stub: Stub, validation: Validation, make_account: MakeAccount
 ) -> None:
     account = make_account()
-    result = validate(validation, account, issue(stub, account), new_hwid(), nonce="n-1")
+    result = validate(validation, account, issue(stub, account).key, new_hwid(), nonce="n-1")
     key = public_key(validation, account, result.signing_key_id)
     size = len(result.receipt)
 
@@ -179,7 +121,7 @@ def test_flipping_a_signature_byte_breaks_the_signature(
     stub: Stub, validation: Validation, make_account: MakeAccount
 ) -> None:
     account = make_account()
-    result = validate(validation, account, issue(stub, account), new_hwid())
+    result = validate(validation, account, issue(stub, account).key, new_hwid())
     key = public_key(validation, account, result.signing_key_id)
 
     with pytest.raises(InvalidSignature):
@@ -190,7 +132,7 @@ def test_a_signature_does_not_verify_another_answers_receipt(
     stub: Stub, validation: Validation, make_account: MakeAccount
 ) -> None:
     account = make_account()
-    key = issue(stub, account, max_hwid_slots=1)
+    key = issue(stub, account, max_hwid_slots=1).key
     valid = validate(validation, account, key, new_hwid())
     rejected = validate(validation, account, key, new_hwid())
 
@@ -213,11 +155,11 @@ def answer_with(code: int, stub: Stub, validation: Validation, account: Account,
     """A ValidateLicense answer with `code`."""
     if code == vpb.VALIDATION_CODE_NOT_FOUND:
         return validate(validation, account, NEVER_ISSUED, new_hwid())
-    key = issue(stub, account, expires_at=from_now(days=1))
+    key = issue(stub, account, expires_at=from_now(days=1)).key
     if code == vpb.VALIDATION_CODE_REVOKED:
-        stub.UpdateLicense(lpb.UpdateLicenseRequest(key=key, action=lpb.LICENSE_ACTION_REVOKE), metadata=account.auth)
+        update(stub, account.auth, key, lpb.LICENSE_ACTION_REVOKE)
     elif code == vpb.VALIDATION_CODE_EXPIRED:
-        db.execute("UPDATE licenses SET expires_at = now() - interval '1 minute' WHERE key = %s", (key,))
+        expire_now(db, key)
     elif code == vpb.VALIDATION_CODE_HWID_MISMATCH:
         validate(validation, account, key, new_hwid())
     elif code == vpb.VALIDATION_CODE_APP_MISMATCH:
@@ -240,7 +182,7 @@ def test_every_answer_is_signed_and_its_receipt_states_the_code(
 
 def test_heartbeat_answer_is_signed(stub: Stub, validation: Validation, make_account: MakeAccount) -> None:
     account = make_account()
-    key, hwid = issue(stub, account), new_hwid()
+    key, hwid = issue(stub, account).key, new_hwid()
     validate(validation, account, key, hwid)
     request = vpb.HeartbeatRequest(app_id=account.app_id, key=key, hwid=hwid, nonce="beat")
 
@@ -255,7 +197,7 @@ def test_heartbeat_answer_is_signed(stub: Stub, validation: Validation, make_acc
 
 def test_receipt_echoes_the_request(stub: Stub, validation: Validation, make_account: MakeAccount) -> None:
     account = make_account()
-    key, hwid, nonce = issue(stub, account), new_hwid(), uuid.uuid4().hex
+    key, hwid, nonce = issue(stub, account).key, new_hwid(), uuid.uuid4().hex
 
     receipt = verify(validation, account, validate(validation, account, key, hwid, nonce=nonce))
 
@@ -267,7 +209,7 @@ def test_receipt_names_the_canonical_key_for_a_key_typed_in_lower_case(
     stub: Stub, validation: Validation, make_account: MakeAccount
 ) -> None:
     account = make_account()
-    key = issue(stub, account)
+    key = issue(stub, account).key
 
     receipt = verify(validation, account, validate(validation, account, key.lower(), new_hwid()))
 
@@ -280,7 +222,7 @@ def test_receipt_is_issued_now_and_valid_until_later(
     account = make_account()
     before = datetime.now(UTC)
 
-    receipt = verify(validation, account, validate(validation, account, issue(stub, account), new_hwid()))
+    receipt = verify(validation, account, validate(validation, account, issue(stub, account).key, new_hwid()))
 
     issued = when(receipt.issued_at)
     assert before - timedelta(seconds=5) <= issued <= datetime.now(UTC) + timedelta(seconds=5)
@@ -292,7 +234,7 @@ def test_receipt_of_a_lifetime_license_has_no_license_expiry(
 ) -> None:
     account = make_account()
 
-    receipt = verify(validation, account, validate(validation, account, issue(stub, account), new_hwid()))
+    receipt = verify(validation, account, validate(validation, account, issue(stub, account).key, new_hwid()))
 
     assert not receipt.HasField("license_expires_at")
 
@@ -301,8 +243,8 @@ def test_receipt_of_an_expiring_license_carries_its_expiry(
     stub: Stub, validation: Validation, make_account: MakeAccount
 ) -> None:
     account = make_account()
-    key = issue(stub, account, expires_at=from_now(days=30))
-    expiry = stub.GetLicense(lpb.GetLicenseRequest(key=key), metadata=account.auth).license.expires_at
+    key = issue(stub, account, expires_at=from_now(days=30)).key
+    expiry = get(stub, account.auth, key).expires_at
 
     receipt = verify(validation, account, validate(validation, account, key, new_hwid()))
 
@@ -314,8 +256,8 @@ def test_receipt_is_never_valid_after_the_license_expires(
     stub: Stub, validation: Validation, make_account: MakeAccount
 ) -> None:
     account = make_account()
-    key = issue(stub, account, expires_at=from_now(seconds=30))  # sooner than any sensible receipt lifetime
-    expiry = stub.GetLicense(lpb.GetLicenseRequest(key=key), metadata=account.auth).license.expires_at
+    key = issue(stub, account, expires_at=from_now(seconds=30)).key  # sooner than any sensible receipt lifetime
+    expiry = get(stub, account.auth, key).expires_at
 
     receipt = verify(validation, account, validate(validation, account, key, new_hwid()))
 
