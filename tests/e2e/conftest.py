@@ -14,11 +14,14 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from server.adapters.signing import new_signing_key_entry
 from licensing.v1 import licenses_pb2_grpc, validation_pb2_grpc
 from tests.conftest import EventStream
 from tests.support import Account, MakeAccount, new_account
 
 ROOT = Path(__file__).resolve().parents[2]
+# The server's configured keys: the second is published too, as during a rotation.
+SIGNING_KEYS = f"{new_signing_key_entry('test-active')},{new_signing_key_entry('test-previous')}"
 
 
 def _free_port() -> int:
@@ -38,7 +41,8 @@ def event_stream(new_event_stream) -> EventStream:  # type: ignore[no-untyped-de
 def server_address(database_url: str, event_stream: EventStream) -> Iterator[str]:
     address = f"127.0.0.1:{_free_port()}"
     env = {**os.environ, **event_stream.env(), "DATABASE_URL": database_url, "GRPC_LISTEN": address,
-           "LOG_LEVEL": "WARNING", "RELAY_POLL_SECONDS": "0.2"}
+           "LOG_LEVEL": "WARNING", "RELAY_POLL_SECONDS": "0.2",
+           "SIGNING_KEYS": SIGNING_KEYS}
     process = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=ROOT)
     try:
         _wait_until_serving(address, process)

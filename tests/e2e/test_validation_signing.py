@@ -289,3 +289,14 @@ def test_receipt_of_an_expired_license_is_not_valid_until_before_it_was_issued(
     assert when(receipt.issued_at) <= when(receipt.valid_until), (
         f"issued_at {receipt.issued_at.ToJsonString()} > valid_until {receipt.valid_until.ToJsonString()}"
     )
+
+
+def test_configured_keys_are_published_and_the_first_one_signs(validation, account) -> None:
+    from licensing.v1 import validation_pb2 as vpb
+
+    keys = validation.GetSigningKeys(vpb.GetSigningKeysRequest(), metadata=account.auth).keys
+    assert [k.key_id for k in keys] == ["test-active", "test-previous"]
+    answer = validation.ValidateLicense(
+        vpb.ValidateLicenseRequest(app_id=account.app_id, key="AAAA-AAAA-AAAA-AAAA", hwid="h"), metadata=account.auth
+    ).result
+    assert answer.signing_key_id == "test-active"
