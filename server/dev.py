@@ -13,13 +13,14 @@ from pathlib import Path
 
 import psycopg
 
+from server.adapters.accounts_repository import AccountsRepository
 from server.adapters.db import create_engine
 from server.adapters.embedded_nats import EmbeddedNats, free_port, port_is_open
 from server.adapters.embedded_postgres import database_url_for, start_embedded_postgres
 from server.adapters.migrate import migrate
 from server.adapters.signing import new_signing_key_entry
 from server.config import Settings
-from server.domain.errors import Unauthenticated
+from server.domain.tokens import hash_token
 from server.service.accounts import AccountService
 
 DEV_DATABASE = "licensing"
@@ -82,11 +83,9 @@ async def _demo_account(database_url: str, saved: Path) -> dict[str, str]:
     try:
         if saved.exists():
             demo: dict[str, str] = json.loads(saved.read_text())
-            try:
-                await accounts.authenticate(demo["token"])
-                return demo
-            except Unauthenticated:
-                pass  # another database, or the token was revoked: make a new demo account
+            async with engine.connect() as connection:
+                if await AccountsRepository(connection).account_of_token(hash_token(demo["token"])):
+                    return demo  # else another database, or the token was revoked: make a new demo account
         issued = await accounts.create_account("demo", DEMO_CREDITS)
         app_id = await accounts.create_app(issued.account_id, "demo-app")
         demo = {"account_id": str(issued.account_id), "app_id": str(app_id), "token": issued.token}

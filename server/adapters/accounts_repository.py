@@ -4,10 +4,16 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .tables import accounts, api_tokens, apps
+
+
+# The caller's account, by the hash of its bearer token: shared with the hot read path.
+ACCOUNT_OF_TOKEN = select(api_tokens.c.account_id).where(
+    api_tokens.c.token_hash == bindparam("token_hash"), api_tokens.c.revoked_at.is_(None)
+)
 
 
 class AccountsRepository:
@@ -15,11 +21,7 @@ class AccountsRepository:
         self.connection = connection
 
     async def account_of_token(self, token_hash: bytes) -> uuid.UUID | None:
-        return await self.connection.scalar(
-            select(api_tokens.c.account_id).where(
-                api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None)
-            )
-        )
+        return await self.connection.scalar(ACCOUNT_OF_TOKEN, {"token_hash": token_hash})
 
     async def create_account(self, name: str, credits: int) -> uuid.UUID:
         return await self._insert_returning_id(insert(accounts).values(name=name, credits=credits).returning(accounts.c.id))

@@ -5,8 +5,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, literal_column, select, update
+from sqlalchemy import bindparam, delete, func, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,6 +33,14 @@ _LICENSE_COLUMNS = (
     licenses.c.id, licenses.c.key, licenses.c.app_id, licenses.c.revoked, licenses.c.expires_at,
     licenses.c.max_hwid_slots, licenses.c.unlimited_hwid_slots, licenses.c.label,
     licenses.c.created_at, licenses.c.updated_at, licenses.c.version, _HWIDS,
+)
+
+
+# A license by key, with its owner: shared by the unit of work and the hot read path.
+LICENSE_BY_KEY = (
+    select(*_LICENSE_COLUMNS, apps.c.account_id)
+    .join(apps, apps.c.id == licenses.c.app_id)
+    .where(licenses.c.key == bindparam("key"))
 )
 
 
@@ -112,12 +121,8 @@ class Repository:
             locked = select(licenses.c.id).where(licenses.c.key == key).with_for_update()
             if await self.connection.scalar(locked) is None:
                 return None
-        row = (await self.connection.execute(
-            select(*_LICENSE_COLUMNS, apps.c.account_id)
-            .join(apps, apps.c.id == licenses.c.app_id)
-            .where(licenses.c.key == key)
-        )).one_or_none()
-        return None if row is None else StoredLicense(row.id, row.account_id, _license(row))
+        row = (await self.connection.execute(LICENSE_BY_KEY, {"key": key})).one_or_none()
+        return None if row is None else stored_license(row)
 
     async def licenses_by_keys(self, keys: Sequence[str]) -> list[License]:
         rows = (await self.connection.execute(
@@ -169,7 +174,12 @@ class Repository:
         await self.connection.execute(delete(licenses).where(licenses.c.id == stored.id))
 
 
-def _license(row: Row) -> License:  # type: ignore[type-arg]
+def stored_license(row: Any) -> StoredLicense:
+    """A row of LICENSE_BY_KEY, from SQLAlchemy or psycopg alike (attribute access)."""
+    return StoredLicense(row.id, row.account_id, _license(row))
+
+
+def _license(row: Any) -> License:
     hwids = tuple(
         HwidBinding(hwid, datetime.fromisoformat(bound_at), datetime.fromisoformat(last_seen_at))
         for hwid, bound_at, last_seen_at in row.hwids

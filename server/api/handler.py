@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import grpc
+import psycopg
 from sqlalchemy.exc import OperationalError
 
 from server.domain.errors import DomainError, Unauthenticated
@@ -25,7 +26,7 @@ class Authenticator(Protocol):
 
 
 class AuthenticatedServicer(Protocol):
-    accounts: Authenticator
+    auth: Authenticator
 
 
 Method = Callable[[Any, Request, grpc.aio.ServicerContext, uuid.UUID], Awaitable[Response]]
@@ -37,11 +38,11 @@ def rpc(method: Method[Request, Response]) -> Callable[[Any, Request, grpc.aio.S
     @functools.wraps(method)
     async def handler(self: AuthenticatedServicer, request: Request, context: grpc.aio.ServicerContext) -> Response:
         try:
-            account_id = await self.accounts.authenticate(bearer_token(context))
+            account_id = await self.auth.authenticate(bearer_token(context))
             return await method(self, request, context, account_id)
         except DomainError as error:
             await context.abort_with_status(to_status(error))
-        except OperationalError:
+        except (OperationalError, psycopg.OperationalError):  # the database is down or out of connections
             log.exception("database unavailable")
             await context.abort_with_status(unavailable("the database is unavailable; retry later"))
         raise AssertionError("unreachable: abort_with_status raises")

@@ -9,7 +9,7 @@ from licensing.v1 import licenses_pb2 as pb
 from licensing.v1 import licenses_pb2_grpc
 from server.domain import commands
 from server.domain.clock import utcnow
-from server.service.accounts import AccountService
+from server.service.auth import Authenticator
 from server.service.licenses import LicenseService
 
 from .convert import ACTIONS, license_message, optional_int, optional_time
@@ -19,9 +19,9 @@ Context = grpc.aio.ServicerContext
 
 
 class LicenseServicer(licenses_pb2_grpc.LicenseServiceServicer):
-    def __init__(self, licenses: LicenseService, accounts: AccountService) -> None:
+    def __init__(self, licenses: LicenseService, auth: Authenticator) -> None:
         self.licenses = licenses
-        self.accounts = accounts
+        self.auth = auth
 
     @rpc
     async def CreateLicenses(self, request: pb.CreateLicensesRequest, context: Context, account: uuid.UUID) -> pb.CreateLicensesResponse:

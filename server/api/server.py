@@ -14,7 +14,8 @@ from server.adapters.signing import Signer, new_signing_key_entry, parse_signing
 from server.adapters.db import create_engine
 from server.config import Settings
 from server.runtime import start_metrics, start_relay, stop_task, wait_for_shutdown_signal
-from server.service.accounts import AccountService
+from server.adapters.hot_reads import HotReads
+from server.service.auth import Authenticator
 from server.service.licenses import LicenseService
 from server.service.validation import ValidationService
 
@@ -49,6 +50,7 @@ def load_signer(settings: Settings) -> Signer:
 async def serve(settings: Settings, reuse_port: bool = False) -> None:
     signer = load_signer(settings)  # before anything starts: a bad key fails fast
     engine = create_engine(settings.require_database_url(), settings.db_pool_size)
+    reads = await HotReads.open(settings.require_database_url(), settings.db_pool_size)
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -58,10 +60,10 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
         ],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
-    accounts = AccountService(engine)
-    licenses_pb2_grpc.add_LicenseServiceServicer_to_server(LicenseServicer(LicenseService(engine), accounts), server)
+    auth = Authenticator(reads)
+    licenses_pb2_grpc.add_LicenseServiceServicer_to_server(LicenseServicer(LicenseService(engine, reads), auth), server)
     validation_pb2_grpc.add_ValidationServiceServicer_to_server(
-        ValidationServicer(ValidationService(engine), accounts, signer,
+        ValidationServicer(ValidationService(engine, reads), auth, signer,
                            timedelta(seconds=settings.receipt_ttl_seconds)),
         server,
     )
@@ -83,4 +85,5 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
     await health_servicer.enter_graceful_shutdown()  # probes see NOT_SERVING while calls drain
     await server.stop(settings.shutdown_grace_seconds)
     await stop_task(relay)
+    await reads.close()
     await engine.dispose()

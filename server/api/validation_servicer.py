@@ -11,7 +11,7 @@ from licensing.v1 import validation_pb2_grpc
 from server.adapters.signing import Signer
 from server.domain import validation
 from server.domain.validation import Check, Code, Mode
-from server.service.accounts import AccountService
+from server.service.auth import Authenticator
 from server.service.validation import Outcome, ValidationService
 
 from .convert import license_message
@@ -30,10 +30,10 @@ _CODES = {
 
 
 class ValidationServicer(validation_pb2_grpc.ValidationServiceServicer):
-    def __init__(self, validation_service: ValidationService, accounts: AccountService, signer: Signer,
+    def __init__(self, validation_service: ValidationService, auth: Authenticator, signer: Signer,
                  receipt_ttl: timedelta) -> None:
         self.validation = validation_service
-        self.accounts = accounts
+        self.auth = auth
         self.signer = signer
         self.receipt_ttl = receipt_ttl
 

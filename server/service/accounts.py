@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.adapters.accounts_repository import AccountsRepository
 from server.domain.clock import utcnow
-from server.domain.errors import BadRequest, NotFound, Unauthenticated
+from server.domain.errors import BadRequest, NotFound
 from server.domain.tokens import generate_token, hash_token
 
 
@@ -22,13 +22,6 @@ class IssuedToken:
 class AccountService:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-
-    async def authenticate(self, token: str) -> uuid.UUID:
-        async with self._engine.connect() as connection:
-            account = await AccountsRepository(connection).account_of_token(hash_token(token))
-        if account is None:
-            raise Unauthenticated("unknown or revoked API token")
-        return account
 
     async def create_account(self, name: str, credits: int) -> IssuedToken:
         _require_name(name)

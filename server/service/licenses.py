@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.adapters.hot_reads import HotReads
 from server.adapters.repository import StoredLicense
 from server.adapters.unit_of_work import UnitOfWork, unit_of_work
 from server.domain import commands, licenses, limits
@@ -27,8 +28,9 @@ class Page:
 
 
 class LicenseService:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, reads: HotReads) -> None:
         self._engine = engine
+        self._reads = reads
 
     async def create(self, account_id: uuid.UUID, cmd: commands.CreateLicenses) -> list[License]:
         for attempt in range(_KEY_COLLISION_RETRIES):
@@ -82,9 +84,7 @@ class LicenseService:
         return Page([r.license for r in rows], cursor)
 
     async def get(self, account_id: uuid.UUID, key: str) -> License:
-        async with self._engine.connect() as connection:
-            stored = await UnitOfWork(connection).license(key)
-        return _owned(stored, account_id).license
+        return _owned(await self._reads.license(key), account_id).license
 
     async def update(self, account_id: uuid.UUID, cmd: commands.UpdateLicense) -> License:
         async with unit_of_work(self._engine) as uow:

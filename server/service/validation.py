@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.adapters.hot_reads import HotReads
 from server.adapters.repository import StoredLicense
 from server.adapters.unit_of_work import UnitOfWork, unit_of_work
 from server.domain import validation
@@ -25,29 +26,36 @@ class Outcome:
 
 
 class ValidationService:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, reads: HotReads) -> None:
         self._engine = engine
+        self._reads = reads
 
     async def check(self, account_id: uuid.UUID, check: Check, mode: Mode) -> Outcome:
         now = utcnow()
-        async with self._engine.connect() as connection:
-            uow = UnitOfWork(connection)
-            stored = _visible(await uow.license(check.key), account_id)
-            if stored is None or stored.license.app_id != check.app_id:
-                # The license does not prove the app is the caller's: ask (a rare, off-hot-path read).
-                if await uow.app_owner(uuid.UUID(check.app_id)) != account_id:
-                    raise Forbidden("the app does not belong to your account", appId=check.app_id)
-            lic = stored.license if stored else None
-            verdict = validation.judge(lic, check, mode, now)
-            if verdict.touch and stored is not None:
-                await uow.touch_hwid(stored.id, check.hwid, now, validation.LAST_SEEN_RESOLUTION)
-                await connection.commit()
-                # Racing calls store only one time: answer with what is stored (once a minute per device).
-                refreshed = await uow.license(check.key)
-                lic = refreshed.license if refreshed else lic
+        stored = _visible(await self._reads.license(check.key), account_id)  # the hot path: this read only
+        if stored is None or stored.license.app_id != check.app_id:
+            # The license does not prove the app is the caller's: ask (a rare, off-hot-path read).
+            await self._ensure_app_owned(uuid.UUID(check.app_id), account_id)
+        lic = stored.license if stored else None
+        verdict = validation.judge(lic, check, mode, now)
         if verdict.bind:
             return await self._bind(account_id, check, mode)
+        if verdict.touch and stored is not None:
+            lic = await self._touch(stored, check.hwid, now)
         return Outcome(verdict, lic, now)
+
+    async def _ensure_app_owned(self, app_id: uuid.UUID, account_id: uuid.UUID) -> None:
+        async with self._engine.connect() as connection:
+            if await UnitOfWork(connection).app_owner(app_id) != account_id:
+                raise Forbidden("the app does not belong to your account", appId=str(app_id))
+
+    async def _touch(self, stored: StoredLicense, hwid: str, now: datetime) -> License:
+        """Refreshes last_seen_at (at most once a minute per device, so rarely)."""
+        async with self._engine.begin() as connection:
+            await UnitOfWork(connection).touch_hwid(stored.id, hwid, now, validation.LAST_SEEN_RESOLUTION)
+        # Racing calls store only one time: answer with what is stored.
+        refreshed = await self._reads.license(stored.license.key)
+        return refreshed.license if refreshed else stored.license
 
     async def _bind(self, account_id: uuid.UUID, check: Check, mode: Mode) -> Outcome:
         """Binds under the license's row lock: racing devices serialize, so seats never exceed the limit."""
