@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.domain.licenses import EventType, License
@@ -18,8 +18,6 @@ from server.domain.licenses import EventType, License
 from .repository import Repository
 from .serialization import license_to_json
 from .tables import outbox
-
-OUTBOX_CHANNEL = "outbox"  # the relay LISTENs here to publish within milliseconds of a commit
 
 
 @dataclass(frozen=True)
@@ -53,8 +51,8 @@ class UnitOfWork(Repository):
             }
             for e in self._events
         ]
+        # The outbox_notify trigger (migration 0003) NOTIFYs the relay when this commits.
         await self.connection.execute(insert(outbox), rows)
-        await self.connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
         self._events.clear()
 
 

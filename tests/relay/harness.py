@@ -161,7 +161,7 @@ class ServiceLikeWriter:
                 (written.event_id, event_type.value, self._app.account_id, self._app.app_id, lic.key, lic.version,
                  Jsonb(license_to_json(lic)), lic.updated_at),
             )
-            self._connection.execute("SELECT pg_notify('outbox', '')")
+            # No explicit NOTIFY: the outbox_notify trigger wakes the relay, as for the service's writes.
             if pause > 0:
                 time.sleep(pause)
             if rollback:

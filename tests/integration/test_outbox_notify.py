@@ -1,0 +1,32 @@
+"""Every committed outbox insert wakes the relay; a rolled-back one does not."""
+import psycopg
+
+from server.domain.clock import utcnow
+from server.domain.licenses import License
+from server.adapters.serialization import license_to_json
+
+
+def _insert_event(connection: psycopg.Connection, key: str) -> None:
+    now = utcnow()
+    lic = License(key, "00000000-0000-0000-0000-000000000001", False, None, 1, False, "", now, now, 1)
+    connection.execute(
+        "INSERT INTO outbox (event_id, event_type, account_id, app_id, license_key, version, payload)"
+        " VALUES (gen_random_uuid(), 'license.created', gen_random_uuid(), %s, %s, 1, %s)",
+        (lic.app_id, key, psycopg.types.json.Jsonb(license_to_json(lic))),
+    )
+
+
+def test_committed_outbox_insert_notifies_the_relay_channel(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as listener, psycopg.connect(database_url) as writer:
+        listener.execute("LISTEN outbox")
+        with writer.transaction():
+            _insert_event(writer, "TEST-NOTI-FY00-0001")
+        assert [n.channel for n in listener.notifies(timeout=2, stop_after=1)] == ["outbox"]
+
+
+def test_rolled_back_outbox_insert_notifies_nobody(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as listener, psycopg.connect(database_url) as writer:
+        listener.execute("LISTEN outbox")
+        with writer.transaction(force_rollback=True):
+            _insert_event(writer, "TEST-NOTI-FY00-0002")
+        assert list(listener.notifies(timeout=0.5, stop_after=1)) == []
