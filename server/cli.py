@@ -12,8 +12,8 @@ from typing import Any
 from server.adapters.db import create_engine
 from server.adapters.migrate import migrate
 from server.config import Settings
-from server.runtime import configure_logging
 from server.domain.errors import DomainError
+from server.runtime import configure_logging
 from server.service.accounts import AccountService
 
 

@@ -26,9 +26,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from licensing.v1 import licenses_pb2 as lpb
-from licensing.v1 import licenses_pb2_grpc
+from licensing.v1 import licenses_pb2_grpc, validation_pb2_grpc
 from licensing.v1 import validation_pb2 as vpb
-from licensing.v1 import validation_pb2_grpc
 from server.cli import main as licensing
 
 Stub = licenses_pb2_grpc.LicenseServiceStub

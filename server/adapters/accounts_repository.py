@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .tables import accounts, api_tokens, apps
 
-
 # The caller's account, by the hash of its bearer token: shared with the hot read path.
 ACCOUNT_OF_TOKEN = select(api_tokens.c.account_id).where(
     api_tokens.c.token_hash == bindparam("token_hash"), api_tokens.c.revoked_at.is_(None)

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.sql import Select
 
 from .accounts_repository import ACCOUNT_OF_TOKEN
-from .repository import LICENSE_BY_KEY, StoredLicense, stored_license
+from .repository import APP_OWNER, LICENSE_BY_KEY, StoredLicense, stored_license
 
 
 def _sql(statement: Select) -> str:  # type: ignore[type-arg]
@@ -23,11 +23,14 @@ def _sql(statement: Select) -> str:  # type: ignore[type-arg]
 
 _ACCOUNT_OF_TOKEN = _sql(ACCOUNT_OF_TOKEN)
 _LICENSE_BY_KEY = _sql(LICENSE_BY_KEY)
+_APP_OWNER = _sql(APP_OWNER)
+_APP_OWNERS_CACHED = 100_000  # an app never changes owner, so a found owner can be kept
 
 
 class HotReads:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
+        self._app_owners: dict[uuid.UUID, uuid.UUID] = {}
 
     @classmethod
     async def open(cls, database_url: str, size: int) -> HotReads:
@@ -45,6 +48,18 @@ class HotReads:
         async with self._pool.connection() as connection:
             row = await (await connection.execute(_ACCOUNT_OF_TOKEN, {"token_hash": token_hash})).fetchone()
         return row.account_id if row else None
+
+    async def app_owner(self, app_id: uuid.UUID) -> uuid.UUID | None:
+        if owner := self._app_owners.get(app_id):
+            return owner
+        async with self._pool.connection() as connection:
+            row = await (await connection.execute(_APP_OWNER, {"app_id": app_id})).fetchone()
+        if row is None:
+            return None  # not cached: the app may be created a moment later
+        if len(self._app_owners) >= _APP_OWNERS_CACHED:
+            self._app_owners.clear()
+        self._app_owners[app_id] = row.account_id
+        return row.account_id
 
     async def license(self, key: str) -> StoredLicense | None:
         async with self._pool.connection() as connection:

@@ -36,6 +36,8 @@ _LICENSE_COLUMNS = (
 )
 
 
+APP_OWNER = select(apps.c.account_id).where(apps.c.id == bindparam("app_id"))
+
 # A license by key, with its owner: shared by the unit of work and the hot read path.
 LICENSE_BY_KEY = (
     select(*_LICENSE_COLUMNS, apps.c.account_id)
@@ -56,9 +58,6 @@ class Repository:
         self.connection = connection
 
     # Apps and credits
-
-    async def app_owner(self, app_id: uuid.UUID) -> uuid.UUID | None:
-        return await self.connection.scalar(select(apps.c.account_id).where(apps.c.id == app_id))
 
     async def debit_credits(self, account_id: uuid.UUID, amount: int) -> bool:
         """Takes `amount` credits in one conditional statement; False (and no change) if there are too few."""

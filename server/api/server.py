@@ -9,12 +9,22 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from licensing.v1 import licenses_pb2, licenses_pb2_grpc, validation_pb2, validation_pb2_grpc
-from server.adapters.signing import Signer, new_signing_key_entry, parse_signing_keys
+from licensing.v1 import (
+    licenses_pb2,
+    licenses_pb2_grpc,
+    validation_pb2,
+    validation_pb2_grpc,
+)
 from server.adapters.db import create_engine
-from server.config import Settings
-from server.runtime import start_metrics, start_relay, stop_task, wait_for_shutdown_signal
 from server.adapters.hot_reads import HotReads
+from server.adapters.signing import Signer, new_signing_key_entry, parse_signing_keys
+from server.config import Settings
+from server.runtime import (
+    start_metrics,
+    start_relay,
+    stop_task,
+    wait_for_shutdown_signal,
+)
 from server.service.auth import Authenticator
 from server.service.licenses import LicenseService
 from server.service.validation import ValidationService

@@ -17,6 +17,7 @@ from server.domain.errors import BadRequest, Forbidden, NoCredits, NotFound
 from server.domain.keys import generate_key
 from server.domain.licenses import EventType, License
 from server.domain.pagination import decode_cursor, encode_cursor
+from server.service.ownership import ensure_app_owned
 
 _KEY_COLLISION_RETRIES = 3  # 80 random bits: a collision is astronomically rare, but must not surface
 
@@ -33,6 +34,7 @@ class LicenseService:
         self._reads = reads
 
     async def create(self, account_id: uuid.UUID, cmd: commands.CreateLicenses) -> list[License]:
+        await ensure_app_owned(self._reads, cmd.app_id, account_id)
         for attempt in range(_KEY_COLLISION_RETRIES):
             try:
                 async with unit_of_work(self._engine) as uow:
@@ -43,7 +45,6 @@ class LicenseService:
         raise AssertionError("unreachable")
 
     async def _create(self, uow: UnitOfWork, account_id: uuid.UUID, cmd: commands.CreateLicenses) -> list[License]:
-        await _ensure_app_owned(uow, cmd.app_id, account_id)
         now = utcnow()
         if cmd.request_id is not None:
             ttl = timedelta(hours=limits.IDEMPOTENCY_HOURS)
@@ -73,9 +74,9 @@ class LicenseService:
 
     async def list(self, account_id: uuid.UUID, cmd: commands.ListLicenses) -> Page:
         after = decode_cursor(cmd.cursor, cmd.app_id)
+        await ensure_app_owned(self._reads, cmd.app_id, account_id)
         async with self._engine.connect() as connection:
             uow = UnitOfWork(connection)
-            await _ensure_app_owned(uow, cmd.app_id, account_id)
             # One row more than asked tells whether another page follows, without a COUNT.
             rows = await uow.page(cmd.app_id, account_id, after, cmd.limit + 1)
         more = len(rows) > cmd.limit
@@ -102,12 +103,6 @@ class LicenseService:
             await uow.remove(stored)
             uow.record(EventType.DELETED, account_id, change.license)
             return stored.license
-
-
-async def _ensure_app_owned(uow: UnitOfWork, app_id: uuid.UUID, account_id: uuid.UUID) -> None:
-    # An app of another account and an app that does not exist look alike: ids never leak.
-    if await uow.app_owner(app_id) != account_id:
-        raise Forbidden("the app does not belong to your account", appId=str(app_id))
 
 
 def _owned(stored: StoredLicense | None, account_id: uuid.UUID) -> StoredLicense:

@@ -13,9 +13,9 @@ from server.adapters.repository import StoredLicense
 from server.adapters.unit_of_work import UnitOfWork, unit_of_work
 from server.domain import validation
 from server.domain.clock import utcnow
-from server.domain.errors import Forbidden
 from server.domain.licenses import License
 from server.domain.validation import Check, Code, Mode, Verdict
+from server.service.ownership import ensure_app_owned
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class ValidationService:
         stored = _visible(await self._reads.license(check.key), account_id)  # the hot path: this read only
         if stored is None or stored.license.app_id != check.app_id:
             # The license does not prove the app is the caller's: ask (a rare, off-hot-path read).
-            await self._ensure_app_owned(uuid.UUID(check.app_id), account_id)
+            await ensure_app_owned(self._reads, uuid.UUID(check.app_id), account_id)
         lic = stored.license if stored else None
         verdict = validation.judge(lic, check, mode, now)
         if verdict.bind:
@@ -43,11 +43,6 @@ class ValidationService:
         if verdict.touch and stored is not None:
             lic = await self._touch(stored, check.hwid, now)
         return Outcome(verdict, lic, now)
-
-    async def _ensure_app_owned(self, app_id: uuid.UUID, account_id: uuid.UUID) -> None:
-        async with self._engine.connect() as connection:
-            if await UnitOfWork(connection).app_owner(app_id) != account_id:
-                raise Forbidden("the app does not belong to your account", appId=str(app_id))
 
     async def _touch(self, stored: StoredLicense, hwid: str, now: datetime) -> License:
         """Refreshes last_seen_at (at most once a minute per device, so rarely)."""

@@ -14,8 +14,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from server.adapters.signing import new_signing_key_entry
 from licensing.v1 import licenses_pb2_grpc, validation_pb2_grpc
+from server.adapters.signing import new_signing_key_entry
 from tests.conftest import EventStream
 from tests.support import Account, MakeAccount, new_account
 

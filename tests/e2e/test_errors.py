@@ -17,8 +17,19 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from licensing.v1 import licenses_pb2 as pb
 from tests.support import (
-    Metadata, Stub, admin, assert_bad_request, assert_error, credits_of, fails, from_now, get, new_account,
-    outbox_rows, rows_of_app, second_app,
+    Metadata,
+    Stub,
+    admin,
+    assert_bad_request,
+    assert_error,
+    credits_of,
+    fails,
+    from_now,
+    get,
+    new_account,
+    outbox_rows,
+    rows_of_app,
+    second_app,
 )
 
 KeyCall = Callable[[Stub, str, Metadata], object]  # (stub, key, metadata)

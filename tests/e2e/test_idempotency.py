@@ -7,7 +7,15 @@ import grpc
 import pytest
 
 from licensing.v1 import licenses_pb2 as pb
-from tests.support import Account, MakeAccount, Stub, admin, credits_of, fails, second_app
+from tests.support import (
+    Account,
+    MakeAccount,
+    Stub,
+    admin,
+    credits_of,
+    fails,
+    second_app,
+)
 
 
 def _request(account: Account, request_id: str, quantity: int = 3, label: str = "") -> pb.CreateLicensesRequest:

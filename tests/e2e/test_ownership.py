@@ -12,7 +12,16 @@ import pytest
 
 from licensing.v1 import licenses_pb2 as pb
 from tests.support import (
-    Metadata, RichError, Stub, assert_error, credits_of, fails, from_now, get, outbox_rows, rows_of_app,
+    Metadata,
+    RichError,
+    Stub,
+    assert_error,
+    credits_of,
+    fails,
+    from_now,
+    get,
+    outbox_rows,
+    rows_of_app,
 )
 
 Call = Callable[[Stub, str, Metadata], object]  # (stub, key or app id, metadata)

@@ -14,8 +14,19 @@ import pytest
 
 from licensing.v1 import licenses_pb2 as pb
 from tests.support import (
-    Metadata, Stub, assert_error, delete, fails, from_now, get, new_account, outbox_events, outbox_rows, timestamp,
-    update, when,
+    Metadata,
+    Stub,
+    assert_error,
+    delete,
+    fails,
+    from_now,
+    get,
+    new_account,
+    outbox_events,
+    outbox_rows,
+    timestamp,
+    update,
+    when,
 )
 
 REVOKE, ACTIVATE = pb.LICENSE_ACTION_REVOKE, pb.LICENSE_ACTION_ACTIVATE

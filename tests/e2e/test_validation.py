@@ -19,10 +19,25 @@ from licensing.v1 import licenses_pb2 as lpb
 from licensing.v1 import validation_pb2 as vpb
 from tests.events import app_events
 from tests.support import (
-    NEVER_ISSUED, Account, MakeAccount, Metadata, Stub, Validation, assert_bad_request, expire_now, fails,
-    from_now, get, issue, new_hwid, outbox_events, second_app, update, validate, when,
+    NEVER_ISSUED,
+    Account,
+    MakeAccount,
+    Metadata,
+    Stub,
+    Validation,
+    assert_bad_request,
+    expire_now,
+    fails,
+    from_now,
+    get,
+    issue,
+    new_hwid,
+    outbox_events,
+    second_app,
+    update,
+    validate,
+    when,
 )
-
 
 # Helpers
 

@@ -16,8 +16,22 @@ from licensing.v1 import licenses_pb2 as lpb
 from licensing.v1 import validation_pb2 as vpb
 from licensing.v1 import validation_pb2_grpc
 from tests.support import (
-    NEVER_ISSUED, Account, MakeAccount, Metadata, Stub, Validation, expire_now, fails, from_now, get, issue,
-    new_hwid, second_app, update, validate, when,
+    NEVER_ISSUED,
+    Account,
+    MakeAccount,
+    Metadata,
+    Stub,
+    Validation,
+    expire_now,
+    fails,
+    from_now,
+    get,
+    issue,
+    new_hwid,
+    second_app,
+    update,
+    validate,
+    when,
 )
 
 

@@ -1,9 +1,9 @@
 """Every committed outbox insert wakes the relay; a rolled-back one does not."""
 import psycopg
 
+from server.adapters.serialization import license_to_json
 from server.domain.clock import utcnow
 from server.domain.licenses import License
-from server.adapters.serialization import license_to_json
 
 
 def _insert_event(connection: psycopg.Connection, key: str) -> None:

@@ -9,8 +9,20 @@ from tests.conftest import EventStream
 
 from .conftest import StartRelay
 from .harness import (
-    App, ServiceLikeWriter, WriterPool, Written, assert_stream_holds_exactly, backlog, create_licenses, new_keys,
-    outbox_rows, publish_as_crashed_relay, stream_events, wait_for_batch_in_flight, wait_until, wait_until_drained,
+    App,
+    ServiceLikeWriter,
+    WriterPool,
+    Written,
+    assert_stream_holds_exactly,
+    backlog,
+    create_licenses,
+    new_keys,
+    outbox_rows,
+    publish_as_crashed_relay,
+    stream_events,
+    wait_for_batch_in_flight,
+    wait_until,
+    wait_until_drained,
 )
 
 

@@ -14,8 +14,19 @@ from tests.conftest import EventStream
 from tests.events import Received
 
 from .harness import (
-    Load, RelayProcess, WriterPool, Written, assert_stream_holds_exactly, backlog, create_licenses, make_app,
-    new_keys, spawn_relay, stream_events, wait_for_batch_in_flight, wait_until,
+    Load,
+    RelayProcess,
+    WriterPool,
+    Written,
+    assert_stream_holds_exactly,
+    backlog,
+    create_licenses,
+    make_app,
+    new_keys,
+    spawn_relay,
+    stream_events,
+    wait_for_batch_in_flight,
+    wait_until,
 )
 
 TAKEOVER_LIMIT_SECONDS = 5.0

@@ -19,8 +19,18 @@ from tests.conftest import EventStream
 from tests.events import Received
 
 from .harness import (
-    Load, RelayProcess, WriterPool, Written, assert_stream_holds_exactly, backlog, create_licenses, make_app,
-    new_keys, spawn_relay, stream_events, wait_until,
+    Load,
+    RelayProcess,
+    WriterPool,
+    Written,
+    assert_stream_holds_exactly,
+    backlog,
+    create_licenses,
+    make_app,
+    new_keys,
+    spawn_relay,
+    stream_events,
+    wait_until,
 )
 
 OUTAGE_SECONDS = 6.5  # longer than the relay's 5 s publish timeout: publishes fail, not just wait

@@ -11,8 +11,16 @@ from tests.conftest import EventStream
 
 from .conftest import StartRelay
 from .harness import (
-    App, ServiceLikeWriter, WriterPool, Written, assert_stream_holds_exactly, create_licenses, new_keys,
-    stream_events, wait_until, wait_until_drained,
+    App,
+    ServiceLikeWriter,
+    WriterPool,
+    Written,
+    assert_stream_holds_exactly,
+    create_licenses,
+    new_keys,
+    stream_events,
+    wait_until,
+    wait_until_drained,
 )
 
 HOLD_SECONDS = 3.0

@@ -11,8 +11,18 @@ from tests.conftest import EventStream
 
 from .conftest import StartRelay
 from .harness import (
-    App, ServiceLikeWriter, Written, assert_stream_holds_exactly, backlog, create_licenses, create_stream, new_keys,
-    set_max_msg_size, stream_events, wait_until, wait_until_drained,
+    App,
+    ServiceLikeWriter,
+    Written,
+    assert_stream_holds_exactly,
+    backlog,
+    create_licenses,
+    create_stream,
+    new_keys,
+    set_max_msg_size,
+    stream_events,
+    wait_until,
+    wait_until_drained,
 )
 
 MAX_MSG_SIZE = 2048

@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from server.domain.licenses import Action, EventType, HwidBinding, License, Status, apply, deleted
+from server.domain.licenses import (
+    Action,
+    EventType,
+    HwidBinding,
+    License,
+    Status,
+    apply,
+    deleted,
+)
 
 CREATED = datetime(2030, 1, 1, tzinfo=UTC)
 NOW = CREATED + timedelta(days=10)

@@ -53,7 +53,7 @@ def test_cursor_of_another_app_is_rejected() -> None:
         _b64(f"1:{APP}"),  # missing position
         _b64(f"1:{APP}:5:6"),  # extra part
         _b64(f"2:{APP}:5"),  # unknown version
-        _b64(f"1:not-a-uuid:5"),
+        _b64("1:not-a-uuid:5"),
         _b64(f"1:{APP}:five"),
         _b64(f"1:{APP}:"),
     ],
