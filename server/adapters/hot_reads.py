@@ -27,22 +27,20 @@ _APP_OWNER = _sql(APP_OWNER)
 _APP_OWNERS_CACHED = 100_000  # an app never changes owner, so a found owner can be kept
 
 
+async def open_fast_pool(database_url: str, size: int) -> AsyncConnectionPool:
+    """Connections for single-statement work: autocommit, statements prepared on first use."""
+    pool = AsyncConnectionPool(
+        database_url, min_size=size, max_size=size, open=False, name="fast-path",
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": namedtuple_row},
+    )
+    await pool.open(wait=True)
+    return pool
+
+
 class HotReads:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
         self._app_owners: dict[uuid.UUID, uuid.UUID] = {}
-
-    @classmethod
-    async def open(cls, database_url: str, size: int) -> HotReads:
-        pool = AsyncConnectionPool(
-            database_url, min_size=size, max_size=size, open=False, name="hot-reads",
-            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": namedtuple_row},
-        )
-        await pool.open(wait=True)
-        return cls(pool)
-
-    async def close(self) -> None:
-        await self._pool.close()
 
     async def account_of_token(self, token_hash: bytes) -> uuid.UUID | None:
         async with self._pool.connection() as connection:

@@ -16,7 +16,8 @@ from licensing.v1 import (
     validation_pb2_grpc,
 )
 from server.adapters.db import create_engine
-from server.adapters.hot_reads import HotReads
+from server.adapters.hot_reads import HotReads, open_fast_pool
+from server.adapters.license_issuer import LicenseIssuer
 from server.adapters.signing import Signer, new_signing_key_entry, parse_signing_keys
 from server.config import Settings
 from server.runtime import (
@@ -60,7 +61,8 @@ def load_signer(settings: Settings) -> Signer:
 async def serve(settings: Settings, reuse_port: bool = False) -> None:
     signer = load_signer(settings)  # before anything starts: a bad key fails fast
     engine = create_engine(settings.require_database_url(), settings.db_pool_size)
-    reads = await HotReads.open(settings.require_database_url(), settings.db_pool_size)
+    fast_pool = await open_fast_pool(settings.require_database_url(), settings.db_pool_size)
+    reads = HotReads(fast_pool)
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -71,7 +73,7 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     auth = Authenticator(reads)
-    licenses_pb2_grpc.add_LicenseServiceServicer_to_server(LicenseServicer(LicenseService(engine, reads), auth), server)
+    licenses_pb2_grpc.add_LicenseServiceServicer_to_server(LicenseServicer(LicenseService(engine, reads, LicenseIssuer(fast_pool)), auth), server)
     validation_pb2_grpc.add_ValidationServiceServicer_to_server(
         ValidationServicer(ValidationService(engine, reads), auth, signer,
                            timedelta(seconds=settings.receipt_ttl_seconds)),
@@ -95,5 +97,5 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
     await health_servicer.enter_graceful_shutdown()  # probes see NOT_SERVING while calls drain
     await server.stop(settings.shutdown_grace_seconds)
     await stop_task(relay)
-    await reads.close()
+    await fast_pool.close()
     await engine.dispose()

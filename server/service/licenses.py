@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import psycopg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.adapters.hot_reads import HotReads
+from server.adapters.license_issuer import LicenseIssuer
 from server.adapters.repository import StoredLicense
 from server.adapters.unit_of_work import UnitOfWork, unit_of_work
 from server.domain import commands, licenses, limits
@@ -29,47 +31,51 @@ class Page:
 
 
 class LicenseService:
-    def __init__(self, engine: AsyncEngine, reads: HotReads) -> None:
+    def __init__(self, engine: AsyncEngine, reads: HotReads, issuer: LicenseIssuer) -> None:
         self._engine = engine
         self._reads = reads
+        self._issuer = issuer
 
     async def create(self, account_id: uuid.UUID, cmd: commands.CreateLicenses) -> list[License]:
         await ensure_app_owned(self._reads, cmd.app_id, account_id)
         for attempt in range(_KEY_COLLISION_RETRIES):
             try:
+                if cmd.request_id is None:
+                    return await self._issue(account_id, cmd)
                 async with unit_of_work(self._engine) as uow:
-                    return await self._create(uow, account_id, cmd)
-            except IntegrityError as error:
-                if "licenses_key_key" not in str(error.orig) or attempt == _KEY_COLLISION_RETRIES - 1:
+                    return await self._create_idempotent(uow, account_id, cmd, cmd.request_id)
+            except (IntegrityError, psycopg.errors.UniqueViolation) as error:
+                if not _is_key_collision(error) or attempt == _KEY_COLLISION_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
-    async def _create(self, uow: UnitOfWork, account_id: uuid.UUID, cmd: commands.CreateLicenses) -> list[License]:
+    async def _issue(self, account_id: uuid.UUID, cmd: commands.CreateLicenses) -> list[License]:
+        """The common create: one statement (adapters/license_issuer.py)."""
+        new = _new_licenses(cmd, utcnow())
+        if not await self._issuer.issue(account_id, new):
+            raise _no_credits(cmd)
+        return new
+
+    async def _create_idempotent(
+        self, uow: UnitOfWork, account_id: uuid.UUID, cmd: commands.CreateLicenses, request_id: uuid.UUID
+    ) -> list[License]:
+        """A create with a request id: the id is claimed in the same transaction as the licenses."""
         now = utcnow()
-        if cmd.request_id is not None:
-            ttl = timedelta(hours=limits.IDEMPOTENCY_HOURS)
-            prior = await uow.claim_request(account_id, cmd.request_id, cmd.fingerprint(), now, ttl)
-            if prior is not None:
-                fingerprint, keys = prior
-                if fingerprint != cmd.fingerprint():
-                    raise BadRequest.single("request_id", "was already used for a different request")
-                return await uow.licenses_by_keys(keys)
-        new = [
-            License(
-                key=generate_key(), app_id=str(cmd.app_id), revoked=False, expires_at=cmd.expires_at,
-                max_hwid_slots=cmd.max_hwid_slots, unlimited_hwid_slots=cmd.unlimited_hwid_slots,
-                label=cmd.label, created_at=now, updated_at=now, version=1,
-            )
-            for _ in range(cmd.quantity)
-        ]
+        ttl = timedelta(hours=limits.IDEMPOTENCY_HOURS)
+        prior = await uow.claim_request(account_id, request_id, cmd.fingerprint(), now, ttl)
+        if prior is not None:
+            fingerprint, keys = prior
+            if fingerprint != cmd.fingerprint():
+                raise BadRequest.single("request_id", "was already used for a different request")
+            return await uow.licenses_by_keys(keys)
+        new = _new_licenses(cmd, now)
         await uow.add_licenses(new)
         for lic in new:
             uow.record(EventType.CREATED, account_id, lic)
-        if cmd.request_id is not None:
-            await uow.remember_request(account_id, cmd.request_id, [lic.key for lic in new])
+        await uow.remember_request(account_id, request_id, [lic.key for lic in new])
         # Last, so the account's row stays locked for one statement and the commit only.
         if not await uow.debit_credits(account_id, cmd.quantity):
-            raise NoCredits(f"creating {cmd.quantity} licenses needs {cmd.quantity} credits", needed=str(cmd.quantity))
+            raise _no_credits(cmd)
         return new
 
     async def list(self, account_id: uuid.UUID, cmd: commands.ListLicenses) -> Page:
@@ -103,6 +109,26 @@ class LicenseService:
             await uow.remove(stored)
             uow.record(EventType.DELETED, account_id, change.license)
             return stored.license
+
+
+def _new_licenses(cmd: commands.CreateLicenses, now: datetime) -> list[License]:
+    return [
+        License(
+            key=generate_key(), app_id=str(cmd.app_id), revoked=False, expires_at=cmd.expires_at,
+            max_hwid_slots=cmd.max_hwid_slots, unlimited_hwid_slots=cmd.unlimited_hwid_slots,
+            label=cmd.label, created_at=now, updated_at=now, version=1,
+        )
+        for _ in range(cmd.quantity)
+    ]
+
+
+def _no_credits(cmd: commands.CreateLicenses) -> NoCredits:
+    return NoCredits(f"creating {cmd.quantity} licenses needs {cmd.quantity} credits", needed=str(cmd.quantity))
+
+
+def _is_key_collision(error: Exception) -> bool:
+    cause = getattr(error, "orig", error)  # SQLAlchemy wraps the psycopg error
+    return getattr(getattr(cause, "diag", None), "constraint_name", None) == "licenses_key_key"
 
 
 def _owned(stored: StoredLicense | None, account_id: uuid.UUID) -> StoredLicense:

@@ -1,0 +1,68 @@
+"""CreateLicenses as one statement: debit the credits, insert the licenses and their outbox events.
+
+The account's credit row is the one every concurrent create of an account queues on. In a single
+autocommit statement its lock lasts for that statement and the commit only, never for a network
+round trip. The debit runs first (the inserts depend on it) and, after waiting for the row lock,
+re-checks `credits >= n` against the latest row version: credits never go below zero. With too few
+credits nothing is inserted. The outbox rows are the ones the unit of work writes for the same
+change (same columns, same payload), and the outbox trigger NOTIFYs the relay at commit.
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from server.domain.licenses import EventType, License
+
+from .serialization import license_to_json
+
+_ISSUE = """
+WITH debit AS (
+    UPDATE accounts SET credits = credits - %(quantity)s
+    WHERE id = %(account_id)s AND credits >= %(quantity)s
+    RETURNING id
+), issued AS (
+    INSERT INTO licenses (key, app_id, revoked, expires_at, max_hwid_slots, unlimited_hwid_slots, label,
+                          created_at, updated_at, version)
+    SELECT key, %(app_id)s, false, %(expires_at)s, %(max_hwid_slots)s, %(unlimited_hwid_slots)s, %(label)s,
+           %(now)s, %(now)s, 1
+    FROM unnest(%(keys)s::text[]) AS key
+    WHERE EXISTS (SELECT FROM debit)
+), events AS (
+    INSERT INTO outbox (event_id, event_type, account_id, app_id, license_key, version, payload, created_at)
+    SELECT event_id, %(event_type)s, %(account_id)s, %(app_id)s, key, 1, payload, %(now)s
+    FROM unnest(%(event_ids)s::uuid[], %(keys)s::text[], %(payloads)s::jsonb[]) AS e(event_id, key, payload)
+    WHERE EXISTS (SELECT FROM debit)
+)
+SELECT count(*) AS debited FROM debit
+"""
+
+
+class LicenseIssuer:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def issue(self, account_id: uuid.UUID, new: Sequence[License]) -> bool:
+        """Inserts `new` (all alike but their keys) with their events; False, writing nothing, when
+        the account has fewer credits than licenses. Raises UniqueViolation on a key collision."""
+        first = new[0]
+        params = {
+            "account_id": account_id,
+            "quantity": len(new),
+            "app_id": uuid.UUID(first.app_id),
+            "expires_at": first.expires_at,
+            "max_hwid_slots": first.max_hwid_slots,
+            "unlimited_hwid_slots": first.unlimited_hwid_slots,
+            "label": first.label,
+            "now": first.created_at,
+            "keys": [lic.key for lic in new],
+            "event_type": EventType.CREATED.value,
+            "event_ids": [uuid.uuid4() for _ in new],
+            "payloads": [Jsonb(license_to_json(lic)) for lic in new],
+        }
+        async with self._pool.connection() as connection:
+            row = await (await connection.execute(_ISSUE, params)).fetchone()
+        return bool(row and row.debited)
