@@ -39,6 +39,7 @@ bench: install
 lint: install $(BUF)
 	$(BUF) lint
 	$(VENV)/bin/ruff check server tests bench
+	$(VENV)/bin/mypy
 
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -66,5 +67,6 @@ class AccountsRepository:
             "tokens": live_tokens,
         }
 
-    async def _insert_returning_id(self, statement: object) -> uuid.UUID:
-        return await self.connection.scalar(statement)  # type: ignore[arg-type]
+    async def _insert_returning_id(self, statement: Any) -> uuid.UUID:
+        result: uuid.UUID = await self.connection.scalar(statement)
+        return result

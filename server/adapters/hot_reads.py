@@ -7,6 +7,7 @@ paths cannot drift apart.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from psycopg.rows import namedtuple_row
 from psycopg_pool import AsyncConnectionPool
@@ -27,7 +28,7 @@ _APP_OWNER = _sql(APP_OWNER)
 _APP_OWNERS_CACHED = 100_000  # an app never changes owner, so a found owner can be kept
 
 
-async def open_fast_pool(database_url: str, size: int) -> AsyncConnectionPool:
+async def open_fast_pool(database_url: str, size: int) -> AsyncConnectionPool[Any]:
     """Connections for single-statement work: autocommit, statements prepared on first use."""
     pool = AsyncConnectionPool(
         database_url, min_size=size, max_size=size, open=False, name="fast-path",
@@ -38,7 +39,7 @@ async def open_fast_pool(database_url: str, size: int) -> AsyncConnectionPool:
 
 
 class HotReads:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
         self._app_owners: dict[uuid.UUID, uuid.UUID] = {}
 

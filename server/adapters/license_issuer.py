@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -42,7 +43,7 @@ SELECT count(*) AS debited FROM debit
 
 
 class LicenseIssuer:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
 
     async def issue(self, account_id: uuid.UUID, new: Sequence[License]) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import TypeAlias
 
 import grpc
 
@@ -15,7 +16,7 @@ from server.service.licenses import LicenseService
 from .convert import ACTIONS, license_message, optional_int, optional_time
 from .handler import rpc
 
-Context = grpc.aio.ServicerContext
+Context: TypeAlias = grpc.aio.ServicerContext  # type: ignore[type-arg]
 
 
 class LicenseServicer(licenses_pb2_grpc.LicenseServiceServicer):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import TypeAlias
 
 import grpc
 
@@ -17,7 +18,7 @@ from server.service.validation import Outcome, ValidationService
 from .convert import license_message
 from .handler import rpc
 
-Context = grpc.aio.ServicerContext
+Context: TypeAlias = grpc.aio.ServicerContext  # type: ignore[type-arg]
 
 _CODES = {
     Code.VALID: pb.VALIDATION_CODE_VALID,
