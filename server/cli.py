@@ -7,11 +7,13 @@ import json
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from server.adapters.db import create_engine
 from server.adapters.migrate import migrate
 from server.config import Settings
+from server.domain.caller import ALL_SCOPES, parse_scopes
 from server.domain.errors import DomainError
 from server.runtime import configure_logging
 from server.service.accounts import AccountService
@@ -105,13 +107,20 @@ async def _show_account(accounts: AccountService, args: argparse.Namespace) -> d
 
 
 async def _create_token(accounts: AccountService, args: argparse.Namespace) -> dict[str, Any]:
-    issued = await accounts.create_token(args.account, args.name)
-    return {"account_id": str(issued.account_id), "token": issued.token, "token_id": str(issued.token_id)}
+    issued = await accounts.create_token(args.account, args.name, args.scopes, args.expires_at)
+    return {"account_id": str(issued.account_id), "token": issued.token, "token_id": str(issued.token_id),
+            "scopes": sorted(s.value for s in args.scopes),
+            "expires_at": args.expires_at.isoformat() if args.expires_at else None}
 
 
 async def _revoke_token(accounts: AccountService, args: argparse.Namespace) -> dict[str, Any]:
     account_id = await accounts.revoke_token(args.token_id)
     return {"account_id": str(account_id), "token_id": str(args.token_id), "revoked": True}
+
+
+def _aware_datetime(raw: str) -> datetime:
+    value = datetime.fromisoformat(raw)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -154,6 +163,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("create-token", "create another API token for an account (shown once)", _create_token)
     sub.add_argument("--account", type=uuid.UUID, required=True)
     sub.add_argument("--name", default="")
+    sub.add_argument("--scopes", type=parse_scopes, default=ALL_SCOPES,
+                     help="comma-separated: read (list, get), write (create, update, delete), validate; default all")
+    sub.add_argument("--expires-at", type=_aware_datetime, help="ISO 8601 time after which the token stops working")
     sub = command("revoke-token", "revoke an API token by its id; effective at once", _revoke_token)
     sub.add_argument("--token-id", type=uuid.UUID, required=True)
     return parser

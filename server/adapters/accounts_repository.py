@@ -5,14 +5,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .tables import accounts, api_tokens, apps
 
-# The caller's account, by the hash of its bearer token: shared with the hot read path.
-ACCOUNT_OF_TOKEN = select(api_tokens.c.account_id).where(
-    api_tokens.c.token_hash == bindparam("token_hash"), api_tokens.c.revoked_at.is_(None)
+# A live token by the hash of its bearer token: shared with the hot read path. Revocation and
+# expiry are checked by the database on every call, so they take effect at once.
+LIVE_TOKEN = select(api_tokens.c.id, api_tokens.c.account_id, api_tokens.c.scopes).where(
+    api_tokens.c.token_hash == bindparam("token_hash"),
+    api_tokens.c.revoked_at.is_(None),
+    or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > func.now()),
 )
 
 
@@ -21,7 +24,8 @@ class AccountsRepository:
         self.connection = connection
 
     async def account_of_token(self, token_hash: bytes) -> uuid.UUID | None:
-        return await self.connection.scalar(ACCOUNT_OF_TOKEN, {"token_hash": token_hash})
+        row = (await self.connection.execute(LIVE_TOKEN, {"token_hash": token_hash})).one_or_none()
+        return row.account_id if row else None
 
     async def create_account(self, name: str, credits: int) -> uuid.UUID:
         return await self._insert_returning_id(insert(accounts).values(name=name, credits=credits).returning(accounts.c.id))
@@ -29,9 +33,12 @@ class AccountsRepository:
     async def create_app(self, account_id: uuid.UUID, name: str) -> uuid.UUID:
         return await self._insert_returning_id(insert(apps).values(account_id=account_id, name=name).returning(apps.c.id))
 
-    async def create_token(self, account_id: uuid.UUID, token_hash: bytes, name: str) -> uuid.UUID:
+    async def create_token(self, account_id: uuid.UUID, token_hash: bytes, name: str, scopes: list[str],
+                           expires_at: datetime | None) -> uuid.UUID:
         return await self._insert_returning_id(
-            insert(api_tokens).values(account_id=account_id, token_hash=token_hash, name=name).returning(api_tokens.c.id)
+            insert(api_tokens)
+            .values(account_id=account_id, token_hash=token_hash, name=name, scopes=scopes, expires_at=expires_at)
+            .returning(api_tokens.c.id)
         )
 
     async def revoke_token(self, token_id: uuid.UUID, now: datetime) -> uuid.UUID | None:

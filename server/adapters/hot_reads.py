@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.sql import Select
 
-from .accounts_repository import ACCOUNT_OF_TOKEN
+from .accounts_repository import LIVE_TOKEN
 from .repository import APP_OWNER, LICENSE_BY_KEY, StoredLicense, stored_license
 
 
@@ -22,7 +22,7 @@ def _sql(statement: Select) -> str:  # type: ignore[type-arg]
     return str(statement.compile(dialect=psycopg_dialect()))
 
 
-_ACCOUNT_OF_TOKEN = _sql(ACCOUNT_OF_TOKEN)
+_LIVE_TOKEN = _sql(LIVE_TOKEN)
 _LICENSE_BY_KEY = _sql(LICENSE_BY_KEY)
 _APP_OWNER = _sql(APP_OWNER)
 _APP_OWNERS_CACHED = 100_000  # an app never changes owner, so a found owner can be kept
@@ -43,10 +43,10 @@ class HotReads:
         self._pool = pool
         self._app_owners: dict[uuid.UUID, uuid.UUID] = {}
 
-    async def account_of_token(self, token_hash: bytes) -> uuid.UUID | None:
+    async def live_token(self, token_hash: bytes) -> Any:
+        """(id, account_id, scopes) of a live token, or None."""
         async with self._pool.connection() as connection:
-            row = await (await connection.execute(_ACCOUNT_OF_TOKEN, {"token_hash": token_hash})).fetchone()
-        return row.account_id if row else None
+            return await (await connection.execute(_LIVE_TOKEN, {"token_hash": token_hash})).fetchone()
 
     async def app_owner(self, app_id: uuid.UUID) -> uuid.UUID | None:
         if owner := self._app_owners.get(app_id):

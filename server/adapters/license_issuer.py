@@ -16,6 +16,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from server.domain.caller import Caller
 from server.domain.licenses import EventType, License
 
 from .serialization import license_to_json
@@ -33,8 +34,9 @@ WITH debit AS (
     FROM unnest(%(keys)s::text[]) AS key
     WHERE EXISTS (SELECT FROM debit)
 ), events AS (
-    INSERT INTO outbox (event_id, event_type, account_id, app_id, license_key, version, payload, created_at)
-    SELECT event_id, %(event_type)s, %(account_id)s, %(app_id)s, key, 1, payload, %(now)s
+    INSERT INTO outbox (event_id, event_type, account_id, actor_token_id, app_id, license_key, version, payload,
+                        created_at)
+    SELECT event_id, %(event_type)s, %(account_id)s, %(token_id)s, %(app_id)s, key, 1, payload, %(now)s
     FROM unnest(%(event_ids)s::uuid[], %(keys)s::text[], %(payloads)s::jsonb[]) AS e(event_id, key, payload)
     WHERE EXISTS (SELECT FROM debit)
 )
@@ -46,12 +48,13 @@ class LicenseIssuer:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
 
-    async def issue(self, account_id: uuid.UUID, new: Sequence[License]) -> bool:
+    async def issue(self, caller: Caller, new: Sequence[License]) -> bool:
         """Inserts `new` (all alike but their keys) with their events; False, writing nothing, when
         the account has fewer credits than licenses. Raises UniqueViolation on a key collision."""
         first = new[0]
         params = {
-            "account_id": account_id,
+            "account_id": caller.account_id,
+            "token_id": caller.token_id,
             "quantity": len(new),
             "app_id": uuid.UUID(first.app_id),
             "expires_at": first.expires_at,

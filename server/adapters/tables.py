@@ -44,7 +44,9 @@ api_tokens = Table(
     Column("account_id", Uuid, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("token_hash", LargeBinary, nullable=False, unique=True),
     Column("name", Text, nullable=False, server_default=""),
+    Column("scopes", ARRAY(Text), nullable=False, server_default=text("'{read,write,validate}'")),
     _ts("created_at"),
+    _ts("expires_at", nullable=True),
     _ts("revoked_at", nullable=True),
 )
 
@@ -87,6 +89,7 @@ outbox = Table(
     Column("event_id", Uuid, nullable=False, unique=True),
     Column("event_type", Text, nullable=False),
     Column("account_id", Uuid, nullable=False),
+    Column("actor_token_id", Uuid, nullable=True),  # who made the change: the event stream is an audit log
     Column("app_id", Uuid, nullable=False),
     Column("license_key", Text, nullable=False),
     Column("version", BigInteger, nullable=False),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from server.domain.caller import Caller
 from server.domain.licenses import EventType, License
 
 from .repository import Repository
@@ -23,7 +24,7 @@ from .tables import outbox
 @dataclass(frozen=True)
 class PendingEvent:
     type: EventType
-    account_id: uuid.UUID
+    caller: Caller
     license: License
 
 
@@ -32,8 +33,8 @@ class UnitOfWork(Repository):
         super().__init__(connection)
         self._events: list[PendingEvent] = []
 
-    def record(self, event_type: EventType, account_id: uuid.UUID, lic: License) -> None:
-        self._events.append(PendingEvent(event_type, account_id, lic))
+    def record(self, event_type: EventType, caller: Caller, lic: License) -> None:
+        self._events.append(PendingEvent(event_type, caller, lic))
 
     async def flush_events(self) -> None:
         if not self._events:
@@ -42,7 +43,8 @@ class UnitOfWork(Repository):
             {
                 "event_id": uuid.uuid4(),
                 "event_type": e.type.value,
-                "account_id": e.account_id,
+                "account_id": e.caller.account_id,
+                "actor_token_id": e.caller.token_id,
                 "app_id": uuid.UUID(e.license.app_id),
                 "license_key": e.license.key,
                 "version": e.license.version,

@@ -13,6 +13,7 @@ _CODES: dict[type[errors.DomainError], int] = {
     errors.BadRequest: code_pb2.INVALID_ARGUMENT,
     errors.NoCredits: code_pb2.FAILED_PRECONDITION,
     errors.Forbidden: code_pb2.PERMISSION_DENIED,
+    errors.MissingScope: code_pb2.PERMISSION_DENIED,
     errors.NotFound: code_pb2.NOT_FOUND,
     errors.Unauthenticated: code_pb2.UNAUTHENTICATED,
 }

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -11,6 +10,7 @@ import grpc
 import psycopg
 from sqlalchemy.exc import OperationalError
 
+from server.domain.caller import Caller, Scope
 from server.domain.errors import DomainError, Unauthenticated
 
 from .errors import to_status, unavailable
@@ -22,32 +22,44 @@ Response = TypeVar("Response")
 
 
 class Authenticator(Protocol):
-    async def authenticate(self, token: str) -> uuid.UUID: ...
+    async def authenticate(self, token: str) -> Caller: ...
 
 
 class AuthenticatedServicer(Protocol):
     auth: Authenticator
 
 
-Method = Callable[[Any, Request, grpc.aio.ServicerContext, uuid.UUID], Awaitable[Response]]
+Method = Callable[[Any, Request, grpc.aio.ServicerContext, Caller], Awaitable[Response]]
 
 
-def rpc(method: Method[Request, Response]) -> Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Response]]:
-    """Turns `method(self, request, context, account_id)` into a gRPC handler."""
+Handler = Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Response]]
 
-    @functools.wraps(method)
-    async def handler(self: AuthenticatedServicer, request: Request, context: grpc.aio.ServicerContext) -> Response:
-        try:
-            account_id = await self.auth.authenticate(bearer_token(context))
-            return await method(self, request, context, account_id)
-        except DomainError as error:
-            await context.abort_with_status(to_status(error))
-        except (OperationalError, psycopg.OperationalError):  # the database is down or out of connections
-            log.exception("database unavailable")
-            await context.abort_with_status(unavailable("the database is unavailable; retry later"))
-        raise AssertionError("unreachable: abort_with_status raises")
 
-    return handler
+def rpc(scope: Scope) -> Callable[[Method[Request, Response]], Handler[Request, Response]]:
+    """Turns `method(self, request, context, caller)` into a gRPC handler open to tokens with `scope`."""
+
+    def decorate(method: Method[Request, Response]) -> Handler[Request, Response]:
+        @functools.wraps(method)
+        async def handler(self: AuthenticatedServicer, request: Request, context: grpc.aio.ServicerContext) -> Response:
+            return await _call(method, scope, self, request, context)
+
+        return handler
+
+    return decorate
+
+
+async def _call(method: Method[Request, Response], scope: Scope, servicer: AuthenticatedServicer,
+                request: Request, context: grpc.aio.ServicerContext) -> Response:
+    try:
+        caller = await servicer.auth.authenticate(bearer_token(context))
+        caller.require(scope)
+        return await method(servicer, request, context, caller)
+    except DomainError as error:
+        await context.abort_with_status(to_status(error))
+    except (OperationalError, psycopg.OperationalError):  # the database is down or out of connections
+        log.exception("database unavailable")
+        await context.abort_with_status(unavailable("the database is unavailable; retry later"))
+    raise AssertionError("unreachable: abort_with_status raises")
 
 
 def bearer_token(context: grpc.aio.ServicerContext) -> str:

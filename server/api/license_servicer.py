@@ -1,7 +1,6 @@
 """LicenseService: parses each request, runs one use case, converts the result."""
 from __future__ import annotations
 
-import uuid
 from typing import TypeAlias
 
 import grpc
@@ -9,6 +8,7 @@ import grpc
 from licensing.v1 import licenses_pb2 as pb
 from licensing.v1 import licenses_pb2_grpc
 from server.domain import commands
+from server.domain.caller import Caller, Scope
 from server.domain.clock import utcnow
 from server.service.auth import Authenticator
 from server.service.licenses import LicenseService
@@ -24,8 +24,8 @@ class LicenseServicer(licenses_pb2_grpc.LicenseServiceServicer):
         self.licenses = licenses
         self.auth = auth
 
-    @rpc
-    async def CreateLicenses(self, request: pb.CreateLicensesRequest, context: Context, account: uuid.UUID) -> pb.CreateLicensesResponse:
+    @rpc(Scope.WRITE)
+    async def CreateLicenses(self, request: pb.CreateLicensesRequest, context: Context, caller: Caller) -> pb.CreateLicensesResponse:
         now = utcnow()
         cmd = commands.create_licenses(
             app_id=request.app_id,
@@ -37,23 +37,23 @@ class LicenseServicer(licenses_pb2_grpc.LicenseServiceServicer):
             request_id=request.request_id,
             now=now,
         )
-        created = await self.licenses.create(account, cmd)
+        created = await self.licenses.create(caller, cmd)
         return pb.CreateLicensesResponse(licenses=[license_message(lic, now) for lic in created])
 
-    @rpc
-    async def ListLicenses(self, request: pb.ListLicensesRequest, context: Context, account: uuid.UUID) -> pb.ListLicensesResponse:
+    @rpc(Scope.READ)
+    async def ListLicenses(self, request: pb.ListLicensesRequest, context: Context, caller: Caller) -> pb.ListLicensesResponse:
         cmd = commands.list_licenses(app_id=request.app_id, limit=optional_int(request, "limit"), cursor=request.cursor)
-        page = await self.licenses.list(account, cmd)
+        page = await self.licenses.list(caller, cmd)
         now = utcnow()
         return pb.ListLicensesResponse(licenses=[license_message(lic, now) for lic in page.licenses], cursor=page.cursor)
 
-    @rpc
-    async def GetLicense(self, request: pb.GetLicenseRequest, context: Context, account: uuid.UUID) -> pb.GetLicenseResponse:
-        lic = await self.licenses.get(account, commands.license_key(request.key))
+    @rpc(Scope.READ)
+    async def GetLicense(self, request: pb.GetLicenseRequest, context: Context, caller: Caller) -> pb.GetLicenseResponse:
+        lic = await self.licenses.get(caller, commands.license_key(request.key))
         return pb.GetLicenseResponse(license=license_message(lic, utcnow()))
 
-    @rpc
-    async def UpdateLicense(self, request: pb.UpdateLicenseRequest, context: Context, account: uuid.UUID) -> pb.UpdateLicenseResponse:
+    @rpc(Scope.WRITE)
+    async def UpdateLicense(self, request: pb.UpdateLicenseRequest, context: Context, caller: Caller) -> pb.UpdateLicenseResponse:
         now = utcnow()
         cmd = commands.update_license(
             key=request.key,
@@ -61,10 +61,10 @@ class LicenseServicer(licenses_pb2_grpc.LicenseServiceServicer):
             expires_at=optional_time(request, "expires_at"),
             now=now,
         )
-        lic = await self.licenses.update(account, cmd)
+        lic = await self.licenses.update(caller, cmd)
         return pb.UpdateLicenseResponse(license=license_message(lic, utcnow()))
 
-    @rpc
-    async def DeleteLicense(self, request: pb.DeleteLicenseRequest, context: Context, account: uuid.UUID) -> pb.DeleteLicenseResponse:
-        lic = await self.licenses.delete(account, commands.license_key(request.key))
+    @rpc(Scope.WRITE)
+    async def DeleteLicense(self, request: pb.DeleteLicenseRequest, context: Context, caller: Caller) -> pb.DeleteLicenseResponse:
+        lic = await self.licenses.delete(caller, commands.license_key(request.key))
         return pb.DeleteLicenseResponse(license=license_message(lic, utcnow()))

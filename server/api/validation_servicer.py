@@ -1,7 +1,6 @@
 """ValidationService: every answer about a license is a signed result, not an error."""
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import TypeAlias
 
@@ -11,6 +10,7 @@ from licensing.v1 import validation_pb2 as pb
 from licensing.v1 import validation_pb2_grpc
 from server.adapters.signing import Signer
 from server.domain import validation
+from server.domain.caller import Caller, Scope
 from server.domain.validation import Check, Code, Mode
 from server.service.auth import Authenticator
 from server.service.validation import Outcome, ValidationService
@@ -38,18 +38,18 @@ class ValidationServicer(validation_pb2_grpc.ValidationServiceServicer):
         self.signer = signer
         self.receipt_ttl = receipt_ttl
 
-    @rpc
-    async def ValidateLicense(self, request: pb.ValidateLicenseRequest, context: Context, account: uuid.UUID) -> pb.ValidateLicenseResponse:
+    @rpc(Scope.VALIDATE)
+    async def ValidateLicense(self, request: pb.ValidateLicenseRequest, context: Context, caller: Caller) -> pb.ValidateLicenseResponse:
         check = _parse(request)
-        return pb.ValidateLicenseResponse(result=self._result(check, await self.validation.check(account, check, Mode.VALIDATE)))
+        return pb.ValidateLicenseResponse(result=self._result(check, await self.validation.check(caller, check, Mode.VALIDATE)))
 
-    @rpc
-    async def Heartbeat(self, request: pb.HeartbeatRequest, context: Context, account: uuid.UUID) -> pb.HeartbeatResponse:
+    @rpc(Scope.VALIDATE)
+    async def Heartbeat(self, request: pb.HeartbeatRequest, context: Context, caller: Caller) -> pb.HeartbeatResponse:
         check = _parse(request)
-        return pb.HeartbeatResponse(result=self._result(check, await self.validation.check(account, check, Mode.HEARTBEAT)))
+        return pb.HeartbeatResponse(result=self._result(check, await self.validation.check(caller, check, Mode.HEARTBEAT)))
 
-    @rpc
-    async def GetSigningKeys(self, request: pb.GetSigningKeysRequest, context: Context, account: uuid.UUID) -> pb.GetSigningKeysResponse:
+    @rpc(Scope.VALIDATE)
+    async def GetSigningKeys(self, request: pb.GetSigningKeysRequest, context: Context, caller: Caller) -> pb.GetSigningKeysResponse:
         return pb.GetSigningKeysResponse(
             keys=[pb.SigningKey(key_id=k.key_id, public_key=k.public_bytes) for k in self.signer.keys]
         )

@@ -46,6 +46,10 @@ class Forbidden(DomainError):
     reason = "FORBIDDEN"
 
 
+class MissingScope(DomainError):
+    reason = "MISSING_SCOPE"
+
+
 class NotFound(DomainError):
     reason = "NOT_FOUND"
 

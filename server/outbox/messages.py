@@ -19,6 +19,7 @@ class OutboxRow:
     event_id: uuid.UUID
     event_type: str  # e.g. "license.revoked"
     account_id: uuid.UUID
+    actor_token_id: uuid.UUID | None
     app_id: uuid.UUID
     license_key: str
     version: int
@@ -48,6 +49,8 @@ def to_message(prefix: str, row: OutboxRow) -> Message:
         license_key=row.license_key,
         version=row.version,
         license=license_message(lic, row.created_at),
+        actor_account_id=str(row.account_id),  # only an app's owner can change its licenses
+        actor_token_id=str(row.actor_token_id or ""),
     )
     event.time.FromDatetime(row.created_at)
     headers = {

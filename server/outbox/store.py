@@ -29,7 +29,8 @@ async def claim(connection: psycopg.AsyncConnection, limit: int, skip_licenses: 
     async with connection.cursor(row_factory=class_row(OutboxRow)) as cursor:
         await cursor.execute(
             """
-            SELECT id, event_id, event_type, account_id, app_id, license_key, version, payload, created_at
+            SELECT id, event_id, event_type, account_id, actor_token_id, app_id, license_key, version, payload,
+                   created_at
             FROM outbox WHERE published_at IS NULL AND license_key <> ALL(%s)
             ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
             """,

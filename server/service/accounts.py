@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.adapters.accounts_repository import AccountsRepository
+from server.domain.caller import ALL_SCOPES, Scope
 from server.domain.clock import utcnow
 from server.domain.errors import BadRequest, NotFound
 from server.domain.tokens import generate_token, hash_token
@@ -29,7 +31,7 @@ class AccountService:
         async with self._engine.begin() as connection:
             repo = AccountsRepository(connection)
             account_id = await repo.create_account(name, credits)
-            return await _issue_token(repo, account_id, "default")
+            return await _issue_token(repo, account_id, "default", ALL_SCOPES, None)
 
     async def create_app(self, account_id: uuid.UUID, name: str) -> uuid.UUID:
         _require_name(name)
@@ -50,11 +52,14 @@ class AccountService:
         async with self._engine.connect() as connection:
             return await self._require_account(AccountsRepository(connection), account_id)
 
-    async def create_token(self, account_id: uuid.UUID, name: str) -> IssuedToken:
+    async def create_token(self, account_id: uuid.UUID, name: str, scopes: frozenset[Scope] = ALL_SCOPES,
+                           expires_at: datetime | None = None) -> IssuedToken:
+        if expires_at is not None and expires_at <= utcnow():
+            raise BadRequest.single("expires_at", "must be in the future")
         async with self._engine.begin() as connection:
             repo = AccountsRepository(connection)
             await self._require_account(repo, account_id)
-            return await _issue_token(repo, account_id, name)
+            return await _issue_token(repo, account_id, name, scopes, expires_at)
 
     async def revoke_token(self, token_id: uuid.UUID) -> uuid.UUID:
         async with self._engine.begin() as connection:
@@ -71,9 +76,10 @@ class AccountService:
         return account
 
 
-async def _issue_token(repo: AccountsRepository, account_id: uuid.UUID, name: str) -> IssuedToken:
+async def _issue_token(repo: AccountsRepository, account_id: uuid.UUID, name: str, scopes: frozenset[Scope],
+                       expires_at: datetime | None) -> IssuedToken:
     token = generate_token()
-    token_id = await repo.create_token(account_id, hash_token(token), name)
+    token_id = await repo.create_token(account_id, hash_token(token), name, sorted(s.value for s in scopes), expires_at)
     return IssuedToken(token_id, account_id, token)
 
 

@@ -14,6 +14,7 @@ from server.adapters.license_issuer import LicenseIssuer
 from server.adapters.repository import StoredLicense
 from server.adapters.unit_of_work import UnitOfWork, unit_of_work
 from server.domain import commands, licenses, limits
+from server.domain.caller import Caller
 from server.domain.clock import utcnow
 from server.domain.errors import BadRequest, Forbidden, NoCredits, NotFound
 from server.domain.keys import generate_key
@@ -36,33 +37,33 @@ class LicenseService:
         self._reads = reads
         self._issuer = issuer
 
-    async def create(self, account_id: uuid.UUID, cmd: commands.CreateLicenses) -> list[License]:
-        await ensure_app_owned(self._reads, cmd.app_id, account_id)
+    async def create(self, caller: Caller, cmd: commands.CreateLicenses) -> list[License]:
+        await ensure_app_owned(self._reads, cmd.app_id, caller.account_id)
         for attempt in range(_KEY_COLLISION_RETRIES):
             try:
                 if cmd.request_id is None:
-                    return await self._issue(account_id, cmd)
+                    return await self._issue(caller, cmd)
                 async with unit_of_work(self._engine) as uow:
-                    return await self._create_idempotent(uow, account_id, cmd, cmd.request_id)
+                    return await self._create_idempotent(uow, caller, cmd, cmd.request_id)
             except (IntegrityError, psycopg.errors.UniqueViolation) as error:
                 if not _is_key_collision(error) or attempt == _KEY_COLLISION_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
-    async def _issue(self, account_id: uuid.UUID, cmd: commands.CreateLicenses) -> list[License]:
+    async def _issue(self, caller: Caller, cmd: commands.CreateLicenses) -> list[License]:
         """The common create: one statement (adapters/license_issuer.py)."""
         new = _new_licenses(cmd, utcnow())
-        if not await self._issuer.issue(account_id, new):
+        if not await self._issuer.issue(caller, new):
             raise _no_credits(cmd)
         return new
 
     async def _create_idempotent(
-        self, uow: UnitOfWork, account_id: uuid.UUID, cmd: commands.CreateLicenses, request_id: uuid.UUID
+        self, uow: UnitOfWork, caller: Caller, cmd: commands.CreateLicenses, request_id: uuid.UUID
     ) -> list[License]:
         """A create with a request id: the id is claimed in the same transaction as the licenses."""
         now = utcnow()
         ttl = timedelta(hours=limits.IDEMPOTENCY_HOURS)
-        prior = await uow.claim_request(account_id, request_id, cmd.fingerprint(), now, ttl)
+        prior = await uow.claim_request(caller.account_id, request_id, cmd.fingerprint(), now, ttl)
         if prior is not None:
             fingerprint, keys = prior
             if fingerprint != cmd.fingerprint():
@@ -71,43 +72,43 @@ class LicenseService:
         new = _new_licenses(cmd, now)
         await uow.add_licenses(new)
         for lic in new:
-            uow.record(EventType.CREATED, account_id, lic)
-        await uow.remember_request(account_id, request_id, [lic.key for lic in new])
+            uow.record(EventType.CREATED, caller, lic)
+        await uow.remember_request(caller.account_id, request_id, [lic.key for lic in new])
         # Last, so the account's row stays locked for one statement and the commit only.
-        if not await uow.debit_credits(account_id, cmd.quantity):
+        if not await uow.debit_credits(caller.account_id, cmd.quantity):
             raise _no_credits(cmd)
         return new
 
-    async def list(self, account_id: uuid.UUID, cmd: commands.ListLicenses) -> Page:
+    async def list(self, caller: Caller, cmd: commands.ListLicenses) -> Page:
         after = decode_cursor(cmd.cursor, cmd.app_id)
-        await ensure_app_owned(self._reads, cmd.app_id, account_id)
+        await ensure_app_owned(self._reads, cmd.app_id, caller.account_id)
         async with self._engine.connect() as connection:
             uow = UnitOfWork(connection)
             # One row more than asked tells whether another page follows, without a COUNT.
-            rows = await uow.page(cmd.app_id, account_id, after, cmd.limit + 1)
+            rows = await uow.page(cmd.app_id, caller.account_id, after, cmd.limit + 1)
         more = len(rows) > cmd.limit
         rows = rows[: cmd.limit]
         cursor = encode_cursor(cmd.app_id, rows[-1].id) if more else ""
         return Page([r.license for r in rows], cursor)
 
-    async def get(self, account_id: uuid.UUID, key: str) -> License:
-        return _owned(await self._reads.license(key), account_id).license
+    async def get(self, caller: Caller, key: str) -> License:
+        return _owned(await self._reads.license(key), caller.account_id).license
 
-    async def update(self, account_id: uuid.UUID, cmd: commands.UpdateLicense) -> License:
+    async def update(self, caller: Caller, cmd: commands.UpdateLicense) -> License:
         async with unit_of_work(self._engine) as uow:
-            stored = _owned(await uow.license(cmd.key, for_update=True), account_id)
+            stored = _owned(await uow.license(cmd.key, for_update=True), caller.account_id)
             change = licenses.apply(stored.license, cmd.action, utcnow(), cmd.expires_at)
             if change.event is not None:
                 await uow.save(stored, change.license)
-                uow.record(change.event, account_id, change.license)
+                uow.record(change.event, caller, change.license)
             return change.license
 
-    async def delete(self, account_id: uuid.UUID, key: str) -> License:
+    async def delete(self, caller: Caller, key: str) -> License:
         async with unit_of_work(self._engine) as uow:
-            stored = _owned(await uow.license(key, for_update=True), account_id)
+            stored = _owned(await uow.license(key, for_update=True), caller.account_id)
             change = licenses.deleted(stored.license, utcnow())
             await uow.remove(stored)
-            uow.record(EventType.DELETED, account_id, change.license)
+            uow.record(EventType.DELETED, caller, change.license)
             return stored.license
 
 

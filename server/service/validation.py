@@ -12,6 +12,7 @@ from server.adapters.hot_reads import HotReads
 from server.adapters.repository import StoredLicense
 from server.adapters.unit_of_work import UnitOfWork, unit_of_work
 from server.domain import validation
+from server.domain.caller import Caller
 from server.domain.clock import utcnow
 from server.domain.licenses import License
 from server.domain.validation import Check, Code, Mode, Verdict
@@ -30,16 +31,16 @@ class ValidationService:
         self._engine = engine
         self._reads = reads
 
-    async def check(self, account_id: uuid.UUID, check: Check, mode: Mode) -> Outcome:
+    async def check(self, caller: Caller, check: Check, mode: Mode) -> Outcome:
         now = utcnow()
-        stored = _visible(await self._reads.license(check.key), account_id)  # the hot path: this read only
+        stored = _visible(await self._reads.license(check.key), caller.account_id)  # the hot path: this read only
         if stored is None or stored.license.app_id != check.app_id:
             # The license does not prove the app is the caller's: ask (a rare, off-hot-path read).
-            await ensure_app_owned(self._reads, uuid.UUID(check.app_id), account_id)
+            await ensure_app_owned(self._reads, uuid.UUID(check.app_id), caller.account_id)
         lic = stored.license if stored else None
         verdict = validation.judge(lic, check, mode, now)
         if verdict.bind:
-            return await self._bind(account_id, check, mode)
+            return await self._bind(caller, check, mode)
         if verdict.touch and stored is not None:
             lic = await self._touch(stored, check.hwid, now)
         return Outcome(verdict, lic, now)
@@ -52,10 +53,10 @@ class ValidationService:
         refreshed = await self._reads.license(stored.license.key)
         return refreshed.license if refreshed else stored.license
 
-    async def _bind(self, account_id: uuid.UUID, check: Check, mode: Mode) -> Outcome:
+    async def _bind(self, caller: Caller, check: Check, mode: Mode) -> Outcome:
         """Binds under the license's row lock: racing devices serialize, so seats never exceed the limit."""
         async with unit_of_work(self._engine) as uow:
-            stored = _visible(await uow.license(check.key, for_update=True), account_id)
+            stored = _visible(await uow.license(check.key, for_update=True), caller.account_id)
             now = utcnow()  # after the lock: bindings are stamped in the order they commit
             lic = stored.license if stored else None
             verdict = validation.judge(lic, check, mode, now)  # again: the license may have changed meanwhile
@@ -64,7 +65,7 @@ class ValidationService:
             change = validation.bind(stored.license, check.hwid, now)
             await uow.bind_hwid(stored, change.license, check.hwid, now)
             assert change.event is not None
-            uow.record(change.event, account_id, change.license)
+            uow.record(change.event, caller, change.license)
             return Outcome(verdict, change.license, now)
 
 

@@ -97,7 +97,8 @@ def outbox_rows(database_url: str) -> list[OutboxRow]:
     with psycopg.connect(database_url, autocommit=True) as connection:
         with connection.cursor(row_factory=class_row(OutboxRow)) as cursor:
             cursor.execute(
-                "SELECT id, event_id, event_type, account_id, app_id, license_key, version, payload, created_at"
+                "SELECT id, event_id, event_type, account_id, actor_token_id, app_id, license_key, version, payload,"
+                " created_at"
                 " FROM outbox ORDER BY id"
             )
             return cursor.fetchall()
