@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import grpc
+
 from server.outbox.relay import RelayConfig
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,9 @@ class Settings:
     signing_keys: str | None  # `<key_id>:<base64 seed>` entries; see server/adapters/signing.py
     signing_keys_file: Path | None
     receipt_ttl_seconds: float
+    tls_cert: Path | None  # PEM; with tls_key: TLS on the gRPC port
+    tls_key: Path | None
+    tls_client_ca: Path | None  # PEM; set: clients must present a certificate it signed (mutual TLS)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -56,6 +65,24 @@ class Settings:
             signing_keys=env.get("SIGNING_KEYS") or None,
             signing_keys_file=Path(env["SIGNING_KEYS_FILE"]) if env.get("SIGNING_KEYS_FILE") else None,
             receipt_ttl_seconds=float(env.get("RECEIPT_TTL_SECONDS", "3600")),
+            tls_cert=_path(env.get("GRPC_TLS_CERT")),
+            tls_key=_path(env.get("GRPC_TLS_KEY")),
+            tls_client_ca=_path(env.get("GRPC_TLS_CLIENT_CA")),
+        )
+
+    def server_credentials(self) -> grpc.ServerCredentials | None:
+        """TLS (and mutual TLS) credentials for the gRPC port, or None for plaintext."""
+        if not (self.tls_cert or self.tls_key):
+            if self.tls_client_ca:
+                raise SystemExit("GRPC_TLS_CLIENT_CA needs GRPC_TLS_CERT and GRPC_TLS_KEY")
+            return None
+        if not (self.tls_cert and self.tls_key):
+            raise SystemExit("set both GRPC_TLS_CERT and GRPC_TLS_KEY")
+        client_ca = self.tls_client_ca.read_bytes() if self.tls_client_ca else None
+        return grpc.ssl_server_credentials(
+            [(self.tls_key.read_bytes(), self.tls_cert.read_bytes())],
+            root_certificates=client_ca,
+            require_client_auth=client_ca is not None,
         )
 
     def require_database_url(self) -> str:

@@ -83,11 +83,16 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
 
-    port = server.add_insecure_port(settings.grpc_listen)
+    credentials = settings.server_credentials()
+    if credentials is None:
+        port = server.add_insecure_port(settings.grpc_listen)
+    else:
+        port = server.add_secure_port(settings.grpc_listen, credentials)
     await server.start()
     for name in ["", *SERVICE_NAMES]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving gRPC on %s (port %d)", settings.grpc_listen, port)
+    log.info("serving gRPC on %s (port %d, %s)", settings.grpc_listen, port,
+             "plaintext" if credentials is None else "mutual TLS" if settings.tls_client_ca else "TLS")
     start_metrics(settings)
     relay = start_relay(settings)
 
