@@ -22,7 +22,7 @@ from server.service.accounts import AccountService
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_json)
     try:
         return int(args.run(settings, args) or 0)
     except DomainError as error:

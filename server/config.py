@@ -21,10 +21,12 @@ class Settings:
     grpc_listen: str
     workers: int  # server processes sharing the port
     db_pool_size: int
+    db_statement_timeout_ms: int
     shutdown_grace_seconds: float
     max_concurrent_rpcs: int
     data_dir: Path  # embedded servers' data for `make run`
     log_level: str
+    log_json: bool  # LOG_FORMAT=json (default): one JSON object per line
     nats_url: str | None  # None: no relay in `serve`; `licensing dev` starts an embedded nats-server
     nats_stream: str
     nats_subject_prefix: str
@@ -49,10 +51,12 @@ class Settings:
             grpc_listen=env.get("GRPC_LISTEN", "127.0.0.1:50051"),
             workers=int(env.get("GRPC_WORKERS", "0")) or os.cpu_count() or 1,
             db_pool_size=int(env.get("DB_POOL_SIZE", "10")),
+            db_statement_timeout_ms=int(env.get("DB_STATEMENT_TIMEOUT_MS", "5000")),
             shutdown_grace_seconds=float(env.get("SHUTDOWN_GRACE_SECONDS", "10")),
             max_concurrent_rpcs=int(env.get("MAX_CONCURRENT_RPCS", "1000")),
             data_dir=Path(env.get("LICENSING_DATA_DIR", ".data")),
             log_level=env.get("LOG_LEVEL", "INFO"),
+            log_json=env.get("LOG_FORMAT", "json").lower() != "text",
             nats_url=env.get("NATS_URL") or None,
             nats_stream=env.get("NATS_STREAM", "LICENSING_EVENTS"),
             nats_subject_prefix=env.get("NATS_SUBJECT_PREFIX", "licensing.events"),

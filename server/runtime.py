@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import signal
 
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
 
 from server.config import Settings
 from server.outbox.relay import Relay
@@ -14,8 +16,30 @@ from server.outbox.relay import Relay
 log = logging.getLogger(__name__)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers; a record's `fields` extra becomes top-level keys."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "msg": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
+def configure_logging(level: str, json_lines: bool = True) -> None:
+    handler = logging.StreamHandler()
+    if json_lines:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 async def wait_for_shutdown_signal() -> None:
@@ -29,7 +53,11 @@ async def wait_for_shutdown_signal() -> None:
 def start_metrics(settings: Settings) -> None:
     if settings.metrics_listen:
         host, _, port = settings.metrics_listen.rpartition(":")
-        start_http_server(int(port), addr=host or "0.0.0.0")
+        registry = None
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # several workers: serve all of their metrics
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        start_http_server(int(port), addr=host or "0.0.0.0", registry=registry or REGISTRY)
         log.info("Prometheus metrics on http://%s/metrics", settings.metrics_listen)
 
 

@@ -12,10 +12,17 @@ def sqlalchemy_url(database_url: str) -> str:
     return f"postgresql+psycopg://{rest}"
 
 
-def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
+def statement_timeout_option(milliseconds: int) -> str:
+    """libpq `options` that make PostgreSQL cancel any statement running longer: no call can hold
+    a lock or a connection for longer than a client would wait for its answer."""
+    return f"-c statement_timeout={milliseconds}"
+
+
+def create_engine(database_url: str, pool_size: int = 10, statement_timeout_ms: int = 0) -> AsyncEngine:
     return create_async_engine(
         sqlalchemy_url(database_url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,  # a broken connection fails one call; pinging costs every call a round trip
+        connect_args={"options": statement_timeout_option(statement_timeout_ms)},
     )

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.sql import Select
 
 from .accounts_repository import LIVE_TOKEN
+from .db import statement_timeout_option
 from .repository import APP_OWNER, LICENSE_BY_KEY, StoredLicense, stored_license
 
 
@@ -28,11 +29,12 @@ _APP_OWNER = _sql(APP_OWNER)
 _APP_OWNERS_CACHED = 100_000  # an app never changes owner, so a found owner can be kept
 
 
-async def open_fast_pool(database_url: str, size: int) -> AsyncConnectionPool[Any]:
+async def open_fast_pool(database_url: str, size: int, statement_timeout_ms: int = 0) -> AsyncConnectionPool[Any]:
     """Connections for single-statement work: autocommit, statements prepared on first use."""
     pool = AsyncConnectionPool(
         database_url, min_size=size, max_size=size, open=False, name="fast-path",
-        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": namedtuple_row},
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": namedtuple_row,
+                "options": statement_timeout_option(statement_timeout_ms)},
     )
     await pool.open(wait=True)
     return pool

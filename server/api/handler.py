@@ -14,6 +14,7 @@ from server.domain.caller import Caller, Scope
 from server.domain.errors import DomainError, Unauthenticated
 
 from .errors import to_status, unavailable
+from .observability import CallRecord
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +51,24 @@ def rpc(scope: Scope) -> Callable[[Method[Request, Response]], Handler[Request, 
 
 async def _call(method: Method[Request, Response], scope: Scope, servicer: AuthenticatedServicer,
                 request: Request, context: grpc.aio.ServicerContext) -> Response:
+    record = CallRecord.begin(method.__name__, context)
     try:
-        caller = await servicer.auth.authenticate(bearer_token(context))
-        caller.require(scope)
-        return await method(servicer, request, context, caller)
+        record.caller = await servicer.auth.authenticate(bearer_token(context))
+        record.caller.require(scope)
+        return await method(servicer, request, context, record.caller)
     except DomainError as error:
-        await context.abort_with_status(to_status(error))
+        status = to_status(error)
+        record.code = status.code
+        await context.abort_with_status(status)
     except (OperationalError, psycopg.OperationalError):  # the database is down or out of connections
         log.exception("database unavailable")
+        record.code = grpc.StatusCode.UNAVAILABLE
         await context.abort_with_status(unavailable("the database is unavailable; retry later"))
+    except Exception:
+        record.code = grpc.StatusCode.UNKNOWN
+        raise
+    finally:
+        record.finish()
     raise AssertionError("unreachable: abort_with_status raises")
 
 

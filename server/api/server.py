@@ -1,6 +1,7 @@
 """Assembles the grpc.aio server: the license API, health, reflection, graceful shutdown."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 from datetime import timedelta
@@ -30,6 +31,7 @@ from server.service.auth import Authenticator
 from server.service.licenses import LicenseService
 from server.service.validation import ValidationService
 
+from .database_health import watch_database
 from .license_servicer import LicenseServicer
 from .validation_servicer import ValidationServicer
 
@@ -60,8 +62,9 @@ def load_signer(settings: Settings) -> Signer:
 
 async def serve(settings: Settings, reuse_port: bool = False) -> None:
     signer = load_signer(settings)  # before anything starts: a bad key fails fast
-    engine = create_engine(settings.require_database_url(), settings.db_pool_size)
-    fast_pool = await open_fast_pool(settings.require_database_url(), settings.db_pool_size)
+    database_url, timeout_ms = settings.require_database_url(), settings.db_statement_timeout_ms
+    engine = create_engine(database_url, settings.db_pool_size, timeout_ms)
+    fast_pool = await open_fast_pool(database_url, settings.db_pool_size, timeout_ms)
     reads = HotReads(fast_pool)
     server = grpc.aio.server(
         options=[
@@ -95,6 +98,7 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
              "plaintext" if credentials is None else "mutual TLS" if settings.tls_client_ca else "TLS")
     start_metrics(settings)
     relay = start_relay(settings)
+    database_watch = asyncio.create_task(watch_database(fast_pool, health_servicer, ["", *SERVICE_NAMES]))
 
     await wait_for_shutdown_signal()
 
@@ -102,5 +106,6 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
     await health_servicer.enter_graceful_shutdown()  # probes see NOT_SERVING while calls drain
     await server.stop(settings.shutdown_grace_seconds)
     await stop_task(relay)
+    await stop_task(database_watch)
     await fast_pool.close()
     await engine.dispose()

@@ -9,6 +9,7 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import tempfile
 from dataclasses import replace
 from types import FrameType
 
@@ -24,6 +25,10 @@ def serve_workers(settings: Settings) -> int:
     if settings.workers <= 1:
         asyncio.run(serve(settings))
         return 0
+    # The workers' metrics go to files that worker 0's endpoint adds up (prometheus-client's
+    # multiprocess mode); set before the workers start, so they create their metrics there.
+    metrics_dir = tempfile.TemporaryDirectory(prefix="licensing-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
     # spawn, not fork: gRPC's core must not be inherited across fork.
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_worker, args=(settings, index), name=f"grpc-worker-{index}")
@@ -41,13 +46,14 @@ def serve_workers(settings: Settings) -> int:
         worker.start()
     for worker in workers:
         worker.join()
+    metrics_dir.cleanup()
     return max(abs(worker.exitcode or 0) for worker in workers)
 
 
 def _worker(settings: Settings, index: int) -> None:
     from .server import serve
 
-    configure_logging(settings.log_level)  # a spawned process starts with Python's defaults
+    configure_logging(settings.log_level, settings.log_json)  # a spawned process starts with Python's defaults
     first = index == 0
     settings = replace(
         settings,

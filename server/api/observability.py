@@ -1,0 +1,49 @@
+"""One JSON log line and two metrics per call of the API; no secrets or keys are ever logged."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import grpc
+from prometheus_client import Counter, Histogram
+
+from server.domain.caller import Caller
+
+access_log = logging.getLogger("licensing.access")
+
+RPCS = Counter("licensing_rpc_total", "Calls of the API by method and status code", ["method", "code"])
+RPC_SECONDS = Histogram(
+    "licensing_rpc_duration_seconds", "Time to answer a call of the API", ["method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+@dataclass
+class CallRecord:
+    method: str
+    request_id: str
+    started: float = field(default_factory=time.perf_counter)
+    caller: Caller | None = None
+    code: grpc.StatusCode = grpc.StatusCode.OK
+
+    @classmethod
+    def begin(cls, method: str, context: grpc.aio.ServicerContext) -> CallRecord:  # type: ignore[type-arg]
+        # The caller's own request id when it sends one (to follow a call across services), else a new one.
+        sent = next((str(v) for k, v in context.invocation_metadata() or () if k == "x-request-id"), "")
+        return cls(method, sent[:64] or uuid.uuid4().hex)
+
+    def finish(self) -> None:
+        seconds = time.perf_counter() - self.started
+        RPCS.labels(self.method, self.code.name).inc()
+        RPC_SECONDS.labels(self.method).observe(seconds)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info("rpc", extra={"fields": {
+                "method": self.method,
+                "code": self.code.name,
+                "ms": round(seconds * 1000, 2),
+                "account": str(self.caller.account_id) if self.caller else None,
+                "token_id": str(self.caller.token_id) if self.caller else None,
+                "request_id": self.request_id,
+            }})
