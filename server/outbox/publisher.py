@@ -14,6 +14,11 @@ from .messages import Message
 log = logging.getLogger(__name__)
 
 
+def nats_servers(url: str) -> list[str]:
+    """NATS_URL may list a cluster's servers, comma-separated, so that start-up survives one being down."""
+    return [server.strip() for server in url.split(",") if server.strip()]
+
+
 class Publisher:
     def __init__(self, client: Client, stream: str, timeout: float) -> None:
         self._client = client
@@ -25,7 +30,7 @@ class Publisher:
     async def connect(cls, url: str, stream: str, subject_prefix: str, duplicate_window: float,
                       timeout: float = 5.0) -> Publisher:
         client = await nats.connect(
-            url, name="licensing-relay", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+            servers=nats_servers(url), name="licensing-relay", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
             allow_reconnect=True, connect_timeout=2,
         )
         publisher = cls(client, stream, timeout)

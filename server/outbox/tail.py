@@ -9,6 +9,7 @@ from google.protobuf.json_format import MessageToDict
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from licensing.v1 import events_pb2
+from server.outbox.publisher import nats_servers
 
 
 def filter_subject(prefix: str, app_id: str | None, event_type: str | None) -> str:
@@ -18,7 +19,7 @@ def filter_subject(prefix: str, app_id: str | None, event_type: str | None) -> s
 
 async def tail(nats_url: str, stream: str, prefix: str, app_id: str | None, event_type: str | None,
                from_start: bool, limit: int | None = None) -> None:
-    client = await nats.connect(nats_url)
+    client = await nats.connect(servers=nats_servers(nats_url))
     try:
         js = client.jetstream()
         # An ordered consumer: ephemeral, flow-controlled, re-created by the client after a gap.

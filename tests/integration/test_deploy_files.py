@@ -21,6 +21,7 @@ import yaml
 from server.api.server import SERVICE_NAMES
 from server.cli import _parser
 from server.config import Settings
+from server.outbox.publisher import nats_servers
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -225,12 +226,14 @@ def test_compose_reads_the_signing_key_from_a_secret_it_mounts() -> None:
         assert path.name in set(service.get("secrets", [])) & defined, name
 
 
-def test_every_nats_url_names_one_server_as_the_relay_connects_to_one_url() -> None:
-    # Publisher.connect hands NATS_URL to nats-py as a single URL: a comma-separated list is not split.
+def test_every_nats_url_lists_nats_servers_the_relay_can_connect_to() -> None:
+    # The relay splits NATS_URL on commas (server.outbox.publisher.nats_servers): each entry is one server.
     urls = {name: compose_settings(service).nats_url for name, service in licensing_services().items()}
     urls["k8s Deployment"] = settings_from(container_env(api_container())).nats_url
     for where, url in urls.items():
-        assert url and re.fullmatch(r"nats://[A-Za-z0-9.-]+:\d+", url), f"{where}: {url!r}"
+        assert url, f"{where}: NATS_URL is not set"
+        for server in nats_servers(url):
+            assert re.fullmatch(r"nats://[A-Za-z0-9.-]+:\d+", server), f"{where}: {server!r}"
 
 
 # --- the image ----------------------------------------------------------------------------------
