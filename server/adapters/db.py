@@ -22,7 +22,7 @@ def create_engine(database_url: str, pool_size: int = 10, statement_timeout_ms: 
     return create_async_engine(
         sqlalchemy_url(database_url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,  # a fixed ceiling: every process's connections add up on the one PostgreSQL
         pool_pre_ping=False,  # a broken connection fails one call; pinging costs every call a round trip
         connect_args={"options": statement_timeout_option(statement_timeout_ms)},
     )

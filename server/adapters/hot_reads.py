@@ -32,7 +32,7 @@ _APP_OWNERS_CACHED = 100_000  # an app never changes owner, so a found owner can
 async def open_fast_pool(database_url: str, size: int, statement_timeout_ms: int = 0) -> AsyncConnectionPool[Any]:
     """Connections for single-statement work: autocommit, statements prepared on first use."""
     pool = AsyncConnectionPool(
-        database_url, min_size=size, max_size=size, open=False, name="fast-path",
+        database_url, min_size=min(2, size), max_size=size, open=False, name="fast-path",
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": namedtuple_row,
                 "options": statement_timeout_option(statement_timeout_ms)},
     )

@@ -228,6 +228,7 @@ class Relays:
     takeover_seconds: float | None = None
     standby_log: str = ""
     standby_published: float | None = None  # licensing_outbox_published_total of the standby
+    standby_duplicates: float | None = None  # re-publishes of what the killed relay had published, unmarked
 
 
 @dataclass
@@ -238,7 +239,6 @@ class Scenario:
     seats: SeatRace
     storm: Storm
     final: dict[str, lpb.License]  # GetLicense of each storm license at the end
-    updates_at_kill: int
     relays: Relays
     drained_seconds: float | None
     backlog_after: int
@@ -310,6 +310,11 @@ def scale_out(fresh_database: Callable[[], str], new_event_stream: Callable[[], 
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     database_url, stream = fresh_database(), new_event_stream()
     logs: Path = tmp_path_factory.mktemp("cluster")
+    began = time.monotonic()
+
+    def phase(name: str) -> None:  # where the time goes: in the captured output of a failing test, or with -s
+        print(f"scale-out: {time.monotonic() - began:6.2f}s {name}")  # (the admin CLI reconfigures logging)
+
     signing_entry = new_signing_key_entry(f"cluster-{uuid.uuid4().hex[:8]}")
     # DB_POOL_SIZE: each server opens up to 3x that many connections (the hot-read pool, the write pool
     # and as many overflow); three servers at the default 10 would take 90 of PostgreSQL's default 100.
@@ -325,12 +330,14 @@ def scale_out(fresh_database: Callable[[], str], new_event_stream: Callable[[], 
             time.sleep(0.6)  # a few of its poll intervals
             relays.standby_idle_before = standby.metric("licensing_outbox_relay_active") == 0.0
 
+            phase("relays started")
             addresses = [servers.enter_context(running_server(server_env)) for _ in range(SERVERS)]
             client = RoundRobin(addresses)
             servers.callback(client.close)
             with database_env(database_url):
                 spender, owner = new_account(credits=CREDITS), new_account(credits=1000)
 
+            phase("servers started, accounts made")
             keys_by_server = [
                 [(k.key_id, k.public_key) for k in client.validation_on(i).GetSigningKeys(
                     vpb.GetSigningKeysRequest(), metadata=owner.auth, timeout=CALL_TIMEOUT).keys]
@@ -345,6 +352,7 @@ def scale_out(fresh_database: Callable[[], str], new_event_stream: Callable[[], 
                 lpb.CreateLicensesRequest(app_id=owner.app_id, max_hwid_slots=SEATS),
                 metadata=owner.auth, timeout=CALL_TIMEOUT).licenses[0].key)
 
+            phase("licenses made")
             storm = Storm(client, owner, storm_keys)
             storm.start(STORM_THREADS)
             try:
@@ -361,14 +369,17 @@ def scale_out(fresh_database: Callable[[], str], new_event_stream: Callable[[], 
                 collect_validations(validations, seats, seats.raced)
                 collect_validations(race_for_seats(client, owner, seats.key, hwids), seats, seats.again)
 
+                phase("credit and seat races done")
                 wait_until(lambda: storm.count() >= UPDATES_BEFORE_KILL, 20, "the storm made some updates")
                 updates_at_kill = storm.count()
                 kill_active_relay_midway(database_url, first, standby, relays)
+                phase("relay killed")
                 wait_until(lambda: storm.count() >= updates_at_kill + UPDATES_AFTER_KILL, 20,
                            "the storm made more updates after the kill")
             finally:
                 storm.stop()
 
+            phase("storm stopped")
             credits.listed = list_all(client, spender)
             with database_env(database_url):
                 credits.credits_left = int(admin("show-account", "--account", spender.account_id)["credits"])
@@ -381,18 +392,24 @@ def scale_out(fresh_database: Callable[[], str], new_event_stream: Callable[[], 
             seats.bound = [b.hwid for b in stub.GetLicense(
                 lpb.GetLicenseRequest(key=seats.key), metadata=owner.auth, timeout=CALL_TIMEOUT).license.hwids]
 
+            phase("final state read")
             drained_seconds: float | None
             try:
                 drained_seconds = wait_until(lambda: backlog(database_url) == 0, DRAIN_LIMIT_SECONDS,
                                              "the outbox is drained", interval=0.1)
             except AssertionError:
                 drained_seconds = None
+            phase("outbox drained")
             rows = outbox_rows(database_url)
             received = stream_events(stream, len(rows))
+            phase("stream read")
             relays.standby_log = standby.log()
             relays.standby_published = standby.metric("licensing_outbox_published_total")
+            relays.standby_duplicates = standby.metric("licensing_outbox_duplicates_total")
+            phase(f"{len(rows)} events; the standby published {relays.standby_published}, "
+                  f"{relays.standby_duplicates} of them already in the stream")
 
-            yield Scenario(signing_entry, keys_by_server, credits, seats, storm, final, updates_at_kill, relays,
+            yield Scenario(signing_entry, keys_by_server, credits, seats, storm, final, relays,
                            drained_seconds, backlog(database_url), rows, received)
         finally:
             for relay in started:
@@ -552,3 +569,27 @@ def test_each_license_events_arrive_in_version_order_without_gaps(scale_out: Sce
     for key, final in scale_out.final.items():  # a consumer applying the stream in order ends where the database is
         last = in_stream[key][-1]
         assert (last.version, last.status, last.expires_at) == (final.version, final.status, final.expires_at), key
+
+
+def test_each_published_event_changes_the_state_the_one_before_it_left(scale_out: Scenario) -> None:
+    """Updates racing on one license from three servers serialize: no change is applied to a stale
+    state (two `license.revoked` in a row would mean one was), so each event is a real transition."""
+    previous: dict[str, lpb.License] = {}
+    for r in scale_out.received:
+        event, before = r.event, previous.get(r.event.license_key)
+        after = event.license
+        where = f"{event.license_key} v{event.version} {event.type}"
+        if event.type == "license.created":
+            assert before is None, where
+        else:
+            assert before is not None, f"{where} came before the license's creation"
+        if event.type == "license.revoked":
+            assert before is not None and before.status != lpb.LICENSE_STATUS_REVOKED, f"{where}: already revoked"
+            assert after.status == lpb.LICENSE_STATUS_REVOKED, where
+        elif event.type == "license.activated":
+            assert before is not None and before.status == lpb.LICENSE_STATUS_REVOKED, f"{where}: was not revoked"
+            assert after.status == lpb.LICENSE_STATUS_ACTIVE, where
+        elif event.type == "license.extended":
+            assert before is not None and before.expires_at != after.expires_at, f"{where}: expiry unchanged"
+            assert before.status == after.status, where
+        previous[event.license_key] = after
