@@ -7,7 +7,7 @@ BUF    := .tools/node_modules/.bin/buf
 PROTOS := $(wildcard protos/licensing/v1/*.proto)
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench cluster clean
 
 install: $(STAMP) gen/.stamp
 
@@ -31,6 +31,10 @@ run: install
 
 test: install
 	$(PY) -m pytest -q tests
+
+# Scale-out proof: 3 servers and 2 relays on one PostgreSQL and NATS (also part of `make test`).
+cluster: install
+	$(PY) -m pytest -q tests/cluster
 
 # Not part of `make test`: throughput and latency against this machine's own ceilings (bench/README.md).
 bench: install
