@@ -14,9 +14,11 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.sql import Select
 
+from server.domain.licenses import License
+
 from .accounts_repository import LIVE_TOKEN
 from .db import statement_timeout_option
-from .repository import APP_OWNER, LICENSE_BY_KEY, StoredLicense, stored_license
+from .repository import APP_OWNER, LICENSE_BY_KEY, LICENSE_PAGE, StoredLicense, license_of, stored_license
 
 
 def _sql(statement: Select) -> str:  # type: ignore[type-arg]
@@ -26,6 +28,7 @@ def _sql(statement: Select) -> str:  # type: ignore[type-arg]
 _LIVE_TOKEN = _sql(LIVE_TOKEN)
 _LICENSE_BY_KEY = _sql(LICENSE_BY_KEY)
 _APP_OWNER = _sql(APP_OWNER)
+_LICENSE_PAGE = _sql(LICENSE_PAGE)
 _APP_OWNERS_CACHED = 100_000  # an app never changes owner, so a found owner can be kept
 
 
@@ -61,6 +64,12 @@ class HotReads:
             self._app_owners.clear()
         self._app_owners[app_id] = row.account_id
         return row.account_id
+
+    async def page(self, app_id: uuid.UUID, after_id: int, limit: int) -> list[tuple[int, License]]:
+        """(row id, license) of up to `limit` licenses of the app after row `after_id`."""
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute(_LICENSE_PAGE, {"app_id": app_id, "after_id": after_id, "limit": limit})
+            return [(row.id, license_of(row)) for row in await cursor.fetchall()]
 
     async def license(self, key: str) -> StoredLicense | None:
         async with self._pool.connection() as connection:

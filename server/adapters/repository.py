@@ -46,6 +46,16 @@ LICENSE_BY_KEY = (
 )
 
 
+# Up to `limit` licenses of an app after row `after_id`: an index range scan on (app_id, id), the
+# same cost at any depth.
+LICENSE_PAGE = (
+    select(*_LICENSE_COLUMNS)
+    .where(licenses.c.app_id == bindparam("app_id"), licenses.c.id > bindparam("after_id"))
+    .order_by(licenses.c.id)
+    .limit(bindparam("limit"))
+)
+
+
 @dataclass(frozen=True)
 class StoredLicense:
     id: int  # the row id: keyset position and foreign key of its HWID bindings
@@ -130,17 +140,7 @@ class Repository:
             .where(licenses.c.key.in_(keys))
             .order_by(licenses.c.id)
         )).all()
-        return [_license(row) for row in rows]
-
-    async def page(self, app_id: uuid.UUID, account_id: uuid.UUID, after_id: int, limit: int) -> list[StoredLicense]:
-        """Up to `limit` licenses of the app after row `after_id`: an index range scan on (app_id, id)."""
-        rows = (await self.connection.execute(
-            select(*_LICENSE_COLUMNS)
-            .where(licenses.c.app_id == app_id, licenses.c.id > after_id)
-            .order_by(licenses.c.id)
-            .limit(limit)
-        )).all()
-        return [StoredLicense(row.id, account_id, _license(row)) for row in rows]
+        return [license_of(row) for row in rows]
 
     async def save(self, stored: StoredLicense, lic: License) -> None:
         await self.connection.execute(
@@ -175,10 +175,10 @@ class Repository:
 
 def stored_license(row: Any) -> StoredLicense:
     """A row of LICENSE_BY_KEY, from SQLAlchemy or psycopg alike (attribute access)."""
-    return StoredLicense(row.id, row.account_id, _license(row))
+    return StoredLicense(row.id, row.account_id, license_of(row))
 
 
-def _license(row: Any) -> License:
+def license_of(row: Any) -> License:
     hwids = tuple(
         HwidBinding(hwid, datetime.fromisoformat(bound_at), datetime.fromisoformat(last_seen_at))
         for hwid, bound_at, last_seen_at in row.hwids

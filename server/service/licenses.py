@@ -82,14 +82,12 @@ class LicenseService:
     async def list(self, caller: Caller, cmd: commands.ListLicenses) -> Page:
         after = decode_cursor(cmd.cursor, cmd.app_id)
         await ensure_app_owned(self._reads, cmd.app_id, caller.account_id)
-        async with self._engine.connect() as connection:
-            uow = UnitOfWork(connection)
-            # One row more than asked tells whether another page follows, without a COUNT.
-            rows = await uow.page(cmd.app_id, caller.account_id, after, cmd.limit + 1)
+        # One row more than asked tells whether another page follows, without a COUNT.
+        rows = await self._reads.page(cmd.app_id, after, cmd.limit + 1)
         more = len(rows) > cmd.limit
         rows = rows[: cmd.limit]
-        cursor = encode_cursor(cmd.app_id, rows[-1].id) if more else ""
-        return Page([r.license for r in rows], cursor)
+        cursor = encode_cursor(cmd.app_id, rows[-1][0]) if more else ""
+        return Page([lic for _, lic in rows], cursor)
 
     async def get(self, caller: Caller, key: str) -> License:
         return _owned(await self._reads.license(key), caller.account_id).license
