@@ -1,0 +1,252 @@
+"""Events: the relay's sustained events/s, and the lag from a call to its event at a fixed change rate."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import grpc
+import nats
+import psycopg
+from nats.aio.msg import Msg
+from nats.js.api import DeliverPolicy
+
+from licensing.v1 import licenses_pb2 as pb
+
+from .data import copy_outbox_backlog
+from .infra import EventStream, relay_process
+from .stats import percentile
+
+UPDATE = "/licensing.v1.LicenseService/UpdateLicense"
+Metadata = tuple[tuple[str, str], ...]
+
+
+def backlog(database_url: str) -> int:
+    with psycopg.connect(database_url) as connection:
+        row = connection.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_for_relay(database_url: str, timeout: float = 300) -> float:
+    """Waits until every outbox row is published (so the next scenario does not share the machine
+    with the relay's catch-up, and lag is not measured behind a backlog); returns the seconds waited."""
+    started = time.monotonic()
+    while (left := backlog(database_url)) > 0:
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"the relay left {left} events unpublished after {timeout:.0f}s")
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+# The relay's throughput
+
+
+@dataclass(frozen=True)
+class RelayResult:
+    events: int
+    events_per_second: float  # between the first and the last batch's claim
+    drain_seconds: float  # from starting `licensing relay` to a zero backlog, start-up included
+    batches: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"events": self.events, "events_per_second": round(self.events_per_second, 1),
+                "drain_seconds": round(self.drain_seconds, 2), "batches": self.batches}
+
+
+def measure_relay(database_url: str, stream: EventStream, account_id: uuid.UUID, app_id: uuid.UUID,
+                  events: int) -> RelayResult:
+    """Pre-loads `events` unpublished outbox rows with no relay running, starts `licensing relay`,
+    and times the drain. Each batch is marked with `published_at = now()`, its transaction's start,
+    so the rate between the first and the last batch excludes the relay's start-up."""
+    assert backlog(database_url) == 0, "the relay scenario needs an empty backlog to start from"
+    copy_outbox_backlog(database_url, account_id, app_id, events)
+    with psycopg.connect(database_url) as connection:
+        since: datetime = connection.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
+    started = time.monotonic()
+    with relay_process(database_url, stream):
+        wait_for_relay(database_url, timeout=60 + events / 200)  # gives up below 200 events/s
+        drain = time.monotonic() - started
+    with psycopg.connect(database_url) as connection:
+        batches = connection.execute(
+            "SELECT published_at, count(*) FROM outbox WHERE published_at >= %s GROUP BY 1 ORDER BY 1", (since,)
+        ).fetchall()
+    published = sum(int(n) for _, n in batches)
+    if len(batches) < 2:
+        return RelayResult(published, float("nan"), drain, len(batches))
+    span = (batches[-1][0] - batches[0][0]).total_seconds()
+    # The last batch's rows are marked at its start: count every batch but the last over the span.
+    return RelayResult(published, (published - int(batches[-1][1])) / span, drain, len(batches))
+
+
+# Call-to-event lag
+
+MAX_IN_FLIGHT = 512  # the paced client's queue: past it, calls are skipped (counted), not piled up for ever
+
+
+@dataclass(frozen=True)
+class LagResult:
+    rate_asked: float
+    rate_achieved: float  # changes/s answered in the window
+    p50_ms: float
+    p99_ms: float
+    call_p50_ms: float  # the call alone (sent to answered): the lag's share spent in the server
+    call_p99_ms: float
+    after_p50_ms: float  # answered to event received: the relay's share
+    after_p99_ms: float
+    matched: int
+    missing: int  # changes in the window whose event never arrived
+    errors: int
+    skipped: int  # calls not sent: MAX_IN_FLIGHT calls were already waiting
+    first_error: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+    @property
+    def ok(self) -> bool:
+        return self.p50_ms < 20 and self.p99_ms < 100 and not self.missing and not self.errors and not self.skipped
+
+
+@dataclass(frozen=True)
+class _Pace:
+    address: str
+    metadata: Metadata
+    keys: list[str]  # all active, each changed at most once at a time
+    rate: float
+    seconds: float  # warm-up included
+    connections: int
+
+
+@dataclass(frozen=True)
+class _Paced:
+    changes: list[tuple[str, int, float, float]]  # key, version after, monotonic just before sending, answered
+    errors: int
+    skipped: int
+    first_error: str
+
+
+def measure_lag(address: str, metadata: Metadata, stream: EventStream, app_id: uuid.UUID, keys: list[str],
+                rate: float, seconds: float, warmup: float, connections: int) -> LagResult:
+    """A paced client (own process) revokes/activates `keys` round-robin at `rate` changes/s; a
+    JetStream consumer (this process) stamps each event's arrival. Lag = arrival - just before the
+    call was sent, matched by license key + version. Both use CLOCK_MONOTONIC, which is system-wide."""
+    return asyncio.run(_lag(address, metadata, stream, app_id, keys, rate, seconds, warmup, connections))
+
+
+async def _lag(address: str, metadata: Metadata, stream: EventStream, app_id: uuid.UUID, keys: list[str],
+               rate: float, seconds: float, warmup: float, connections: int) -> LagResult:
+    received: dict[tuple[str, int], float] = {}
+
+    async def on_event(msg: Msg) -> None:
+        headers = msg.headers or {}
+        received[(headers["ce-subject"], int(headers["ce-sequence"]))] = time.monotonic()
+
+    client = await nats.connect(stream.nats_url)
+    try:
+        # Headers only: the key (ce-subject) and version (ce-sequence) are all the match needs.
+        subscription = await client.jetstream().subscribe(
+            f"{stream.prefix}.{app_id}.>", stream=stream.name, cb=on_event, ordered_consumer=True,
+            deliver_policy=DeliverPolicy.NEW, headers_only=True,
+        )
+        pace = _Pace(address, metadata, keys, rate, warmup + seconds, connections)
+        context = multiprocessing.get_context("spawn")
+        loop = asyncio.get_running_loop()
+        with context.Pool(1) as pool:
+            paced: _Paced = await loop.run_in_executor(None, pool.apply, _run_paced, (pace,))
+        first = min(c[2] for c in paced.changes) if paced.changes else 0.0
+        window = [c for c in paced.changes if first + warmup <= c[2] < first + warmup + seconds]
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any((k, v) not in received for k, v, _, _ in window):
+            await asyncio.sleep(0.1)
+        await subscription.unsubscribe()
+    finally:
+        await client.close()
+    matched = [(received[(k, v)], began, answered) for k, v, began, answered in window if (k, v) in received]
+    lags = sorted((got - began) * 1000 for got, began, _ in matched)
+    calls = sorted((answered - began) * 1000 for _, began, answered in matched)
+    after = sorted((got - answered) * 1000 for got, _, answered in matched)
+    return LagResult(rate, len(window) / seconds, percentile(lags, 0.5), percentile(lags, 0.99),
+                     percentile(calls, 0.5), percentile(calls, 0.99), percentile(after, 0.5), percentile(after, 0.99),
+                     len(lags), len(window) - len(lags), paced.errors, paced.skipped, paced.first_error)
+
+
+def _run_paced(pace: _Pace) -> _Paced:
+    return asyncio.run(_paced(pace))
+
+
+async def _paced(pace: _Pace) -> _Paced:
+    """Open loop: call i is due at start + i/rate, whether or not earlier calls have answered.
+
+    Every call must be a real change with an event: a license is never changed twice at once, the
+    action is the opposite of its last answered state, and a license whose call failed (its state is
+    then unknown) is left out from then on.
+    """
+    requests = {
+        (key, revoke): pb.UpdateLicenseRequest(
+            key=key, action=pb.LICENSE_ACTION_REVOKE if revoke else pb.LICENSE_ACTION_ACTIVATE
+        ).SerializeToString()
+        for key in pace.keys for revoke in (True, False)
+    }
+    revoked = dict.fromkeys(pace.keys, False)
+    versions: dict[str, int] = {}
+    unusable: set[str] = set()  # in flight, or its state unknown after an error
+    changes: list[tuple[str, int, float, float]] = []
+    errors = skipped = 0
+    first_error = ""
+    channels = [grpc.aio.insecure_channel(pace.address, options=[("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(pace.connections)]
+    calls = [c.unary_unary(UPDATE, request_serializer=None, response_deserializer=None) for c in channels]
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def change(i: int, key: str) -> None:
+        nonlocal errors, first_error
+        unusable.add(key)
+        began = time.monotonic()
+        try:
+            response = await calls[i % len(calls)](requests[(key, not revoked[key])], metadata=pace.metadata,
+                                                   timeout=30)
+        except grpc.aio.AioRpcError as error:
+            errors += 1
+            first_error = first_error or f"{error.code().name}: {error.details()}"
+            return  # stays unusable
+        answered = time.monotonic()
+        lic = pb.UpdateLicenseResponse.FromString(response).license
+        if lic.version <= versions.get(key, 1):  # COPYed at version 1
+            errors += 1
+            first_error = first_error or f"a no-op: {key} stayed at version {lic.version}"
+            return
+        versions[key] = lic.version
+        revoked[key] = lic.status == pb.LICENSE_STATUS_REVOKED
+        changes.append((key, lic.version, began, answered))
+        unusable.discard(key)
+
+    try:
+        for channel in channels:
+            await asyncio.wait_for(channel.channel_ready(), 10)
+        total = int(pace.rate * pace.seconds)
+        start = time.monotonic()
+        i = 0
+        while i < total:
+            due = min(total, int((time.monotonic() - start) * pace.rate) + 1)
+            while i < due:
+                key = pace.keys[i % len(pace.keys)]
+                if len(tasks) >= MAX_IN_FLIGHT or key in unusable:
+                    skipped += 1
+                else:
+                    task = asyncio.create_task(change(i, key))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                i += 1
+            await asyncio.sleep(max(0.0, start + i / pace.rate - time.monotonic()))
+        if tasks:
+            await asyncio.wait(tasks, timeout=45)  # past the calls' own 30s deadline: none is cut off by us
+    finally:
+        for channel in channels:
+            with contextlib.suppress(Exception):
+                await channel.close()
+    return _Paced(changes, errors, skipped, first_error)

@@ -1,0 +1,280 @@
+"""PostgreSQL, NATS, a throwaway database and stream, and the server processes: started as `make test`
+starts them (tests/conftest.py, tests/e2e/conftest.py), all undone by the ExitStack they are entered on.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import nats
+import psutil
+import psycopg
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from nats.js.errors import NotFoundError
+
+from server.adapters.embedded_nats import EmbeddedNats, free_port, port_is_open
+from server.adapters.embedded_postgres import database_url_for, start_embedded_postgres
+from server.adapters.migrate import migrate
+from server.adapters.signing import new_signing_key_entry
+
+from .ceiling_server import METHOD as CEILING_METHOD
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+LOCAL_NATS = "nats://127.0.0.1:4222"
+
+
+def postgres_server_url() -> str:
+    """TEST_DATABASE_URL, else 127.0.0.1:5432 when it answers, else an embedded PostgreSQL (as the tests)."""
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        return url
+    if port_is_open("127.0.0.1", 5432):
+        return LOCAL_POSTGRES
+    return start_embedded_postgres(ROOT / ".data" / "test-postgres", keep_running=False)
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new, migrated database on the server; dropped (connections and all) on exit."""
+    name = f"licensing_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = database_url_for(server_url, name)
+        migrate(url)
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_for_connections(database_url: str, needed: int, timeout: float = 300) -> None:
+    """Waits until PostgreSQL has `needed` connection slots free. The server may be shared (the
+    tests use the same one): starting while it is full would fail with "too many clients"."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            row = connection.execute(
+                "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+                " - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
+            ).fetchone()
+        free = int(row[0]) if row else 0
+        if free >= needed:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"PostgreSQL has {free} free connections, {needed} needed")
+        print(f"    waiting: PostgreSQL has {free} free connections, {needed} needed", flush=True)
+        time.sleep(5)
+
+
+@contextlib.contextmanager
+def nats_server() -> Iterator[str]:
+    """NATS_URL, else 127.0.0.1:4222 when it answers, else an embedded nats-server (as the tests)."""
+    if url := os.environ.get("NATS_URL"):
+        yield url
+    elif port_is_open("127.0.0.1", 4222):
+        yield LOCAL_NATS
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-nats-") as data:
+            server = EmbeddedNats(Path(data)).start()
+            try:
+                yield server.url
+            finally:
+                server.stop()
+
+
+@dataclass(frozen=True)
+class EventStream:
+    nats_url: str
+    name: str
+    prefix: str
+
+    def env(self) -> dict[str, str]:
+        return {"NATS_URL": self.nats_url, "NATS_STREAM": self.name, "NATS_SUBJECT_PREFIX": self.prefix}
+
+
+@contextlib.contextmanager
+def event_stream(nats_url: str) -> Iterator[EventStream]:
+    """A stream name of the run's own (the relay creates the stream); deleted on exit."""
+    tag = uuid.uuid4().hex[:12]
+    stream = EventStream(nats_url, f"LICENSING_BENCH_{tag}", f"licensing_bench_{tag}.events")
+    try:
+        yield stream
+    finally:
+        asyncio.run(_delete_stream(stream))
+
+
+async def _delete_stream(stream: EventStream) -> None:
+    client = await nats.connect(stream.nats_url)
+    try:
+        with contextlib.suppress(NotFoundError):
+            await client.jetstream().delete_stream(stream.name)
+    finally:
+        await client.close()
+
+
+@dataclass
+class Process:
+    """A child process started by the benchmark, ended with SIGTERM (then SIGKILL) on exit."""
+
+    popen: subprocess.Popen  # type: ignore[type-arg]
+    name: str
+
+    def children(self) -> list[int]:
+        """Pids of its child processes: `licensing serve`'s workers (spawn also leaves a resource
+        tracker, which is not a worker: it is filtered out by its command line)."""
+        kids = psutil.Process(self.popen.pid).children()
+        return [k.pid for k in kids if "resource_tracker" not in " ".join(k.cmdline())]
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                for pid in self.children():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                self.popen.kill()
+                self.popen.wait()
+
+
+# The servers' logs (at their default level the access log writes a line per call): kept out of the
+# report, overwritten by the next run.
+LOG_DIR = Path(tempfile.gettempdir()) / "licensing-bench"
+
+
+def logged_problems(name: str) -> dict[str, int]:
+    """Warnings and errors a started process logged (JSON lines, or text lines naming the level), by message."""
+    found: dict[str, int] = {}
+    log = LOG_DIR / f"{name.replace(' ', '-')}.log"
+    if not log.exists():
+        return found
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+            level, message = str(record.get("level", "")), str(record.get("msg", ""))
+        except ValueError:
+            level = next((w for w in ("CRITICAL", "ERROR", "WARNING") if w in line), "")
+            message = line[:200]
+        if level in ("WARNING", "ERROR", "CRITICAL"):
+            found[f"{level} {message}"] = found.get(f"{level} {message}", 0) + 1
+    return found
+
+
+@contextlib.contextmanager
+def started(command: list[str], env: dict[str, str], name: str) -> Iterator[Process]:
+    LOG_DIR.mkdir(exist_ok=True)
+    with (LOG_DIR / f"{name.replace(' ', '-')}.log").open("wb") as log:
+        popen = subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        process = Process(popen, name)
+        try:
+            yield process
+        finally:
+            process.stop()
+
+
+@dataclass(frozen=True)
+class Server:
+    address: str
+    metrics: str  # host:port of worker 0's /metrics
+    process: Process
+
+
+def server_env(database_url: str, stream: EventStream, workers: int, **extra: str) -> dict[str, str]:
+    # Logging stays at the server's defaults (production shape); BENCH_SERVER_LOG_LEVEL overrides it.
+    level = {"LOG_LEVEL": os.environ["BENCH_SERVER_LOG_LEVEL"]} if os.environ.get("BENCH_SERVER_LOG_LEVEL") else {}
+    return {
+        **stream.env(), "DATABASE_URL": database_url, "GRPC_WORKERS": str(workers),
+        "SIGNING_KEYS": new_signing_key_entry("bench"), **level, **extra,
+    }
+
+
+@contextlib.contextmanager
+def licensing_server(database_url: str, stream: EventStream, workers: int) -> Iterator[Server]:
+    """`licensing serve` in its production shape: `workers` processes on one port, the relay on."""
+    address, metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    env = server_env(database_url, stream, workers, GRPC_LISTEN=address, METRICS_LISTEN=metrics)
+    with started([sys.executable, "-m", "server.cli", "serve"], env, "licensing serve") as process:
+        _wait_until_serving(address, process)
+        _wait_for_workers(process, workers)
+        yield Server(address, metrics, process)
+
+
+@contextlib.contextmanager
+def relay_process(database_url: str, stream: EventStream) -> Iterator[Process]:
+    """`licensing relay` alone (the server is stopped, so it is the active relay at once)."""
+    env = server_env(database_url, stream, 1)
+    with started([sys.executable, "-m", "server.cli", "relay"], env, "licensing relay") as process:
+        yield process
+
+
+@contextlib.contextmanager
+def ceiling_server(workers: int) -> Iterator[str]:
+    """bench/ceiling_server.py on a free port, serving once its empty method answers."""
+    address = f"127.0.0.1:{free_port()}"
+    command = [sys.executable, "-m", "bench.ceiling_server", "--listen", address, "--workers", str(workers)]
+    with started(command, {}, "ceiling server") as process:
+        _wait_until_answering(address, process)
+        _wait_for_workers(process, workers)
+        yield address
+
+
+def _wait_until_serving(address: str, process: Process) -> None:
+    deadline = time.monotonic() + 60
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process.popen.poll() is not None:
+                raise RuntimeError(f"{process.name} exited during start-up; see {LOG_DIR}")
+            try:
+                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                time.sleep(0.1)
+    raise TimeoutError(f"{process.name} on {address} did not become healthy")
+
+
+def _wait_until_answering(address: str, process: Process) -> None:
+    deadline = time.monotonic() + 60
+    with grpc.insecure_channel(address) as channel:
+        call = channel.unary_unary(CEILING_METHOD, request_serializer=None, response_deserializer=None)
+        while time.monotonic() < deadline:
+            if process.popen.poll() is not None:
+                raise RuntimeError(f"{process.name} exited during start-up")
+            try:
+                call(b"", timeout=1)
+                return
+            except grpc.RpcError:
+                time.sleep(0.1)
+    raise TimeoutError(f"{process.name} on {address} did not answer")
+
+
+def _wait_for_workers(process: Process, workers: int) -> None:
+    """The first worker to listen answers the health check; the others may still be starting, and a
+    connection made now would all go to the first. Wait until every worker has its listening socket."""
+    if workers <= 1:
+        return
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        listening = 0
+        for pid in process.children():
+            with contextlib.suppress(psutil.Error):
+                if any(c.status == psutil.CONN_LISTEN for c in psutil.Process(pid).net_connections("tcp")):
+                    listening += 1
+        if listening >= workers:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{process.name}: not all {workers} workers listen")

@@ -1,0 +1,140 @@
+"""A multi-process grpc.aio load generator, for calls whose requests must vary (and as h2load's stand-in).
+
+Kept cheap so that it measures the server, not itself: requests are serialized before the clock
+starts and sent as raw bytes (no serializer), responses are not decoded, several processes each run
+many concurrent calls over several connections.
+
+Load is described as lanes: a lane is a sequence of requests sent one after the other, cycled until
+the time is up, so whatever must not overlap (two changes of one license) goes in one lane.
+"""
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from array import array
+from dataclasses import dataclass
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
+
+import grpc
+
+from .stats import Measurement
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Work:
+    address: str
+    method: str
+    metadata: Metadata
+    lanes: list[list[bytes]]  # one per concurrent call
+    connections: int  # of this process
+    warmup: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    latencies_ms: bytes  # array('d') of calls that started in the window and succeeded
+    errors: int  # failed calls that started in the window
+    total_ok: int  # successes from the first call on, warm-up included: for side-effect checks
+    first_error: str
+
+
+@dataclass(frozen=True)
+class PyLoadResult:
+    measurement: Measurement
+    total_ok: int  # warm-up included
+    first_error: str  # "" when every call succeeded
+
+
+@dataclass(frozen=True)
+class PyLoad:
+    processes: int
+    connections: int  # in all
+
+    @property
+    def name(self) -> str:
+        return f"python grpc.aio ({self.processes} proc)"
+
+    def run(self, address: str, method: str, metadata: Metadata, lanes: list[list[bytes]], seconds: float,
+            warmup: float) -> PyLoadResult:
+        """Runs every lane concurrently, spread over the processes, for `warmup` + `seconds`."""
+        processes = min(self.processes, len(lanes))
+        per_process = max(1, self.connections // processes)
+        works = [Work(address, method, metadata, lanes[i::processes], per_process, warmup, seconds)
+                 for i in range(processes)]
+        context = multiprocessing.get_context("spawn")  # gRPC's core must not be inherited across fork
+        # The barrier starts every process's clock together once all are connected, so the measured
+        # windows coincide and their calls/s add up.
+        barrier = context.Barrier(processes)
+        queue = context.Queue()
+        children = [context.Process(target=_run_process, args=(work, barrier, queue)) for work in works]
+        for child in children:
+            child.start()
+        try:
+            results: list[ProcessResult] = [queue.get(timeout=warmup + seconds + 120) for _ in children]
+        finally:
+            for child in children:
+                child.join(timeout=10)
+                if child.is_alive():
+                    child.terminate()
+        latencies: list[float] = []
+        errors = total_ok = 0
+        for result in results:
+            latencies.extend(array("d", result.latencies_ms))
+            errors += result.errors
+            total_ok += result.total_ok
+        first_error = next((r.first_error for r in results if r.first_error), "")
+        return PyLoadResult(Measurement.from_latencies(self.name, seconds, latencies, errors), total_ok, first_error)
+
+
+def _run_process(work: Work, barrier: Barrier, queue: Queue) -> None:  # type: ignore[type-arg]
+    queue.put(asyncio.run(_drive(work, barrier)))
+
+
+async def _drive(work: Work, barrier: Barrier) -> ProcessResult:
+    # A channel of its own subchannel pool is its own TCP connection, so the kernel can spread them.
+    channels = [grpc.aio.insecure_channel(work.address, options=[("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(work.connections)]
+    try:
+        for channel in channels:
+            await asyncio.wait_for(channel.channel_ready(), 10)
+        calls = [channel.unary_unary(work.method, request_serializer=None, response_deserializer=None)
+                 for channel in channels]
+        barrier.wait(timeout=60)  # blocking is fine: nothing else runs in this process yet
+        start = time.perf_counter()
+        measure_from, end = start + work.warmup, start + work.warmup + work.seconds
+        latencies = array("d")
+        counters = {"errors": 0, "ok": 0}
+        first_error: list[str] = []
+
+        async def lane(index: int, requests: list[bytes]) -> None:
+            call = calls[index % len(calls)]
+            n = len(requests)
+            i = 0
+            while True:
+                began = time.perf_counter()
+                if began >= end:
+                    return
+                try:
+                    await call(requests[i % n], metadata=work.metadata, timeout=30)
+                except grpc.aio.AioRpcError as error:
+                    if began >= measure_from:
+                        counters["errors"] += 1
+                    if not first_error:
+                        first_error.append(f"{error.code().name}: {error.details()}")
+                else:
+                    counters["ok"] += 1
+                    if began >= measure_from:
+                        latencies.append((time.perf_counter() - began) * 1000)
+                i += 1
+
+        await asyncio.gather(*(lane(i, requests) for i, requests in enumerate(work.lanes)))
+        return ProcessResult(latencies.tobytes(), counters["errors"], counters["ok"],
+                             first_error[0] if first_error else "")
+    finally:
+        for channel in channels:
+            await channel.close()

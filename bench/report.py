@@ -1,0 +1,184 @@
+"""The results: one table on stdout, the same figures as JSON (bench/results.json) for comparing runs."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .events import LagResult, RelayResult
+from .stats import Measurement
+
+
+@dataclass(frozen=True)
+class Row:
+    """One operation under load, beside the ceilings measured with the same load generator."""
+
+    operation: str
+    kind: str  # "read": ratio against the RPC ceiling; "write": against min(RPC, SQL)
+    load: Measurement
+    rpc: Measurement | None  # bare grpc.aio server, same processes, same load generator
+    sql: Measurement | None  # smallest transaction through psycopg
+    pgbench: Measurement | None  # the same SQL through pgbench, for reference
+    per_call: int = 1  # licenses per call (CreateLicenses quantity)
+
+    @property
+    def ceiling(self) -> float:
+        rpc = self.rpc.rps if self.rpc else math.inf
+        if self.kind == "read" or not self.sql:
+            return rpc
+        return min(rpc, self.sql.rps)
+
+    @property
+    def ratio(self) -> float:
+        return self.load.rps / self.ceiling if self.ceiling not in (0, math.inf) else float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "operation": self.operation, "kind": self.kind, "per_call": self.per_call,
+            "load": self.load.to_json(), "licenses_per_second": round(self.load.rps * self.per_call, 1),
+            "rpc_ceiling": self.rpc.to_json() if self.rpc else None,
+            "sql_ceiling": self.sql.to_json() if self.sql else None,
+            "pgbench": self.pgbench.to_json() if self.pgbench else None,
+            "ceiling": round(self.ceiling, 1), "ratio": round(self.ratio, 3),
+        }
+
+
+@dataclass(frozen=True)
+class PageCost:
+    """ListLicenses on a big app versus a small one: keyset pages should cost the same (target <= 1.5x)."""
+
+    page: str  # "first" | "deep"
+    big: Row
+    small: Row
+
+    @property
+    def cost_ratio(self) -> float:
+        """Time per page on the big app over the small one's (from calls/s at the same concurrency)."""
+        return self.small.load.rps / self.big.load.rps if self.big.load.rps else float("nan")
+
+    @property
+    def p50_ratio(self) -> float:
+        return self.big.load.p50_ms / self.small.load.p50_ms if self.small.load.p50_ms else float("nan")
+
+
+@dataclass
+class Report:
+    machine: dict[str, Any]
+    settings: dict[str, Any]
+    rows: list[Row] = field(default_factory=list)
+    page_costs: list[PageCost] = field(default_factory=list)
+    relay: RelayResult | None = None
+    lags: list[LagResult] = field(default_factory=list)  # at BENCH_LAG_RATE, then at a rate the server sustains
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "machine": self.machine, "settings": self.settings, "run_seconds": round(self.seconds, 1),
+            "rows": [r.to_json() for r in self.rows],
+            "list_page_cost": [{"page": c.page, "big": c.big.operation, "small": c.small.operation,
+                                "cost_ratio": round(c.cost_ratio, 3), "p50_ratio": round(c.p50_ratio, 3)}
+                               for c in self.page_costs],
+            "relay": self.relay.to_json() if self.relay else None,
+            "lag": [lag.to_json() for lag in self.lags],
+            "notes": self.notes,
+        }
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    def render(self) -> str:
+        out = [_machine_line(self.machine), ""]
+        header = ("operation", "load generator", "req/s", "p50 ms", "p99 ms", "RPC ceil", "SQL ceil", "pgbench",
+                  "ceiling", "ratio")
+        table = [header]
+        for r in self.rows:
+            table.append((
+                r.operation, r.load.generator, _rate(r.load.rps, r.per_call), _ms(r.load.p50_ms), _ms(r.load.p99_ms),
+                _rate(r.rpc.rps) if r.rpc else "-", _rate(r.sql.rps, r.per_call) if r.sql else "-",
+                _rate(r.pgbench.rps, r.per_call) if r.pgbench else "-", _rate(r.ceiling), f"{r.ratio:.2f}",
+            ))
+        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+        for n, row in enumerate(table):
+            cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+            out.append("  ".join(cells).rstrip())
+            if n == 0:
+                out.append("  ".join("-" * w for w in widths))
+        out.append("")
+        out.append("req/s of CreateLicenses(100) is calls/s (licenses/s in brackets); SQL/pgbench ceilings are "
+                   "transactions/s (licenses/s in brackets).")
+        out.append("ceiling = RPC ceiling for reads, min(RPC, SQL) for writes; ratio = req/s / ceiling.")
+        out.append("")
+        out.extend(self._targets())
+        if self.notes:
+            out.append("")
+            out.extend(f"note: {n}" for n in self.notes)
+        out.append(f"\nrun time: {self.seconds:.0f}s")
+        return "\n".join(out)
+
+    def _targets(self) -> list[str]:
+        lines = ["targets:"]
+        create100 = next((r for r in self.rows if r.per_call > 1), None)
+        if create100:
+            licenses = create100.load.rps * create100.per_call
+            lines.append(f"  CreateLicenses(100)        {licenses:10,.0f} licenses/s      target >= 20,000   "
+                         f"{_verdict(licenses >= 20_000)}")
+        for cost in self.page_costs:
+            lines.append(
+                f"  ListLicenses {cost.page:5} page      {cost.cost_ratio:10.2f}x cost big/small   target <= 1.5x     "
+                f"{_verdict(cost.cost_ratio <= 1.5)}  (p50 {cost.big.load.p50_ms:.1f} vs {cost.small.load.p50_ms:.1f} ms)"
+            )
+        if self.relay:
+            lines.append(f"  relay                      {self.relay.events_per_second:10,.0f} events/s        "
+                         f"target >= 5,000    {_verdict(self.relay.events_per_second >= 5_000)}  "
+                         f"({self.relay.events:,} events drained in {self.relay.drain_seconds:.1f}s incl. start-up)")
+        for lag in self.lags:
+            lines.append(f"  call-to-event lag          p50 {lag.p50_ms:,.1f} ms, p99 {lag.p99_ms:,.1f} ms   "
+                         f"target < 20 / < 100 ms   {_verdict(lag.ok)}")
+            lines.append(f"    at {lag.rate_achieved:,.0f} of {lag.rate_asked:,.0f} changes/s asked (UpdateLicense); "
+                         f"the call itself p50 {lag.call_p50_ms:,.1f} / p99 {lag.call_p99_ms:,.1f} ms, answer to event "
+                         f"p50 {lag.after_p50_ms:,.1f} / p99 {lag.after_p99_ms:,.1f} ms; {lag.matched:,} matched, "
+                         f"{lag.missing} missing, {lag.skipped:,} skipped (queue full), {lag.errors} errors"
+                         f"{': ' + lag.first_error if lag.errors else ''}")
+        return lines
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        model = platform.processor()
+    return {"cores": os.cpu_count(), "cpu_model": model or "unknown", "platform": platform.platform(),
+            "python": platform.python_version(),
+            # Anything else busy on the machine skews every figure: this tells whether it was quiet.
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _machine_line(m: dict[str, Any]) -> str:
+    return (f"machine: {m['cores']} cores, {m['cpu_model']}; {m['platform']}; Python {m['python']}; "
+            f"load average at start {' '.join(str(x) for x in m['load_average_at_start'])}\n"
+            f"load generator: {m['load_generator']}\n"
+            f"server: {m['server']}")
+
+
+def _rate(value: float, per_call: int = 1) -> str:
+    if math.isnan(value) or math.isinf(value):
+        return "-"
+    text = f"{value:,.0f}"
+    return f"{text} ({value * per_call:,.0f})" if per_call > 1 else text
+
+
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}"
+
+
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"

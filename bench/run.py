@@ -1,0 +1,187 @@
+"""`make bench`: PostgreSQL and NATS as `make test` starts them, a fresh database and stream, the data,
+the ceilings, then the server in its production shape under each scenario; one table and
+bench/results.json. Everything it starts is stopped, its database dropped and its stream deleted.
+"""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from types import FrameType
+from typing import TypeVar
+
+import grpc
+import psycopg
+
+from . import data, events, scenarios
+from .h2load import H2Load, h2load_binary, h2load_version
+from .infra import (
+    EventStream,
+    ceiling_server,
+    event_stream,
+    fresh_database,
+    licensing_server,
+    logged_problems,
+    nats_server,
+    postgres_server_url,
+    wait_for_connections,
+)
+from .pyload import PyLoad
+from .report import Report, machine
+from .settings import BenchSettings
+
+T = TypeVar("T")
+_STARTED = time.monotonic()
+_FAILURES = (scenarios.CheckFailed, grpc.RpcError, psycopg.Error, RuntimeError, AssertionError, TimeoutError)
+
+
+def step(message: str) -> None:
+    print(f"[{time.monotonic() - _STARTED:6.1f}s] {message}", flush=True)
+
+
+@dataclass
+class Run:
+    """The report being filled in, and what failed: a failed scenario is noted and the run goes on."""
+
+    report: Report
+    failures: list[str] = field(default_factory=list)
+    profiles: list[str] = field(default_factory=list)
+
+    def attempt(self, name: str, run: Callable[[], T]) -> T | None:
+        step(name)
+        try:
+            return run()
+        except _FAILURES as error:
+            detail = f"{error.code().name}: {error.details()}" if isinstance(error, grpc.Call) else str(error)
+            self.report.notes.append(f"{name} FAILED: {detail}")
+            self.failures.append(name)
+            print(f"    FAILED: {detail}", flush=True)
+            return None
+
+    def drain(self, ctx: scenarios.Context, after: str) -> None:
+        """The relay catches up before the next scenario, which would otherwise share the CPU with it."""
+        waited = self.attempt(f"waiting for the relay to publish the events of {after}", lambda: scenarios.drain(ctx))
+        if waited and waited > 1:
+            self.report.notes.append(f"the relay needed {waited:.1f}s after {after} to publish its backlog")
+
+
+def main() -> int:
+    # SIGTERM unwinds like Ctrl-C, so that every process is stopped and the database dropped.
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    settings = BenchSettings.from_env()
+    h2 = H2Load(settings.connections, settings.streams) if h2load_binary() else None
+    py = PyLoad(settings.py_processes, settings.connections)
+    drivers = scenarios.Drivers(h2, py, settings.concurrency, settings.seconds, settings.warmup)
+    generator = (f"{h2load_version()} (-c {settings.connections} -m {settings.streams}); {py.name} where requests "
+                 f"must vary" if h2 else f"{py.name} (h2load not found), {settings.concurrency} calls in flight")
+    about = machine() | {
+        "load_generator": generator,
+        "server": f"licensing serve, {settings.workers} processes sharing the port (grpc.so_reuseport), relay on",
+    }
+    run = Run(Report(about, {k: str(v) for k, v in asdict(settings).items()}))
+
+    with contextlib.ExitStack() as stack:
+        step("PostgreSQL, NATS, a fresh database")
+        database_url = stack.enter_context(fresh_database(postgres_server_url()))
+        stream = stack.enter_context(event_stream(stack.enter_context(nats_server())))
+        step(f"account and apps; COPY {settings.rows:,} + {settings.small_rows:,} licenses")
+        account = data.create_account(database_url)
+        fixtures = scenarios.load_fixtures(settings, database_url, account)
+
+        with ceiling_server(settings.workers) as address:
+            ceilings = run.attempt(
+                f"ceilings ({settings.workers} server processes, {settings.concurrency} in flight)",
+                lambda: scenarios.measure_ceilings(settings, database_url, account, fixtures, drivers, address,
+                                                   pgbench=shutil.which("pgbench") is not None),
+            ) or scenarios.Ceilings()
+
+        step("licensing serve")
+        # Each worker pools up to 3 x DB_POOL_SIZE (10) connections; the relay and the checks a few more.
+        wait_for_connections(database_url, settings.workers * 30 + 10)
+        with licensing_server(database_url, stream, settings.workers) as server:
+            ctx = scenarios.Context(settings, database_url, account, fixtures, drivers, ceilings, server.address,
+                                    server.process.children)
+            _scenarios(run, ctx)
+            _lag(run, ctx, stream)
+            step("stopping licensing serve")
+        _server_log(run, "licensing serve")
+
+        run.report.relay = run.attempt(
+            f"relay: {settings.relay_events:,} events backlog, `licensing relay` alone",
+            lambda: events.measure_relay(database_url, stream, account.account_id, account.apps["relay"],
+                                         settings.relay_events))
+        _server_log(run, "licensing relay")
+        step("cleaning up: dropping the database, deleting the stream")
+
+    run.report.seconds = time.monotonic() - _STARTED
+    print()
+    print(run.report.render())
+    for profile in filter(None, run.profiles):
+        print()
+        print(profile)
+    run.report.write(settings.results)
+    print(f"\nwritten: {settings.results}")
+    if run.failures:
+        print(f"FAILED: {', '.join(run.failures)}", file=sys.stderr)
+    return 1 if run.failures else 0
+
+
+def _server_log(run: Run, name: str) -> None:
+    """What the server warned about under load belongs with the figures (e.g. health flapping)."""
+    for message, count in logged_problems(name).items():
+        run.report.notes.append(f"{name} logged {count}x: {message[:300]}")
+
+
+def _scenarios(run: Run, ctx: scenarios.Context) -> None:
+    """Reads first (no relay backlog yet), then writes, each followed by the relay's catch-up."""
+    rows = run.report.rows
+    if (got := run.attempt("GetLicense", lambda: scenarios.get_license(ctx))) is not None:
+        rows.append(got[0])
+        run.profiles.append(got[1])
+    if (row := run.attempt("ValidateLicense", lambda: scenarios.validate_license(ctx))) is not None:
+        rows.append(row)
+    if (listed := run.attempt("ListLicenses", lambda: scenarios.list_licenses(ctx))) is not None:
+        rows.extend(listed[0])
+        run.report.page_costs.extend(listed[1])
+    if (row := run.attempt("UpdateLicense", lambda: scenarios.update_license(ctx))) is not None:
+        rows.append(row)
+    run.drain(ctx, "UpdateLicense")
+    for quantity in (1, 100):
+        created = run.attempt(f"CreateLicenses({quantity})", lambda: scenarios.create_licenses(ctx, quantity))
+        if created is not None:
+            rows.append(created[0])
+            run.profiles.append(created[1])
+        run.drain(ctx, f"CreateLicenses({quantity})")
+
+
+def _lag(run: Run, ctx: scenarios.Context, stream: EventStream) -> None:
+    s = ctx.settings
+
+    def at(rate: float, keys: list[str]) -> None:
+        lag = run.attempt(f"call-to-event lag at {rate:,.0f} changes/s", lambda: events.measure_lag(
+            ctx.address, ctx.account.metadata, stream, ctx.account.apps["lag"], keys, rate,
+            s.seconds, s.warmup, connections=s.connections))
+        if lag is not None:
+            run.report.lags.append(lag)
+            if not lag.matched:
+                run.failures.append(f"lag at {rate:,.0f}/s")
+                run.report.notes.append(f"lag at {rate:,.0f}/s: no event matched a call ({lag.first_error})")
+        run.drain(ctx, f"the lag scenario at {rate:,.0f}/s")
+
+    at(s.lag_rate, ctx.fixtures.lag_keys[0])
+    # Past what the server sustains, the lag is the queue in front of it: measure it again at half
+    # the UpdateLicense throughput, where it shows what the relay adds.
+    updates = next((r.load.rps for r in run.report.rows if r.operation.startswith("UpdateLicense")), 0.0)
+    if updates and s.lag_rate > updates / 2:
+        at(max(10.0, round(updates / 2, -1)), ctx.fixtures.lag_keys[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""The scenarios: each drives one operation, checks that its calls really succeeded (and changed what
+they should), and returns a row beside the ceilings measured with the same load generator."""
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+
+from licensing.v1 import licenses_pb2 as pb
+from licensing.v1 import validation_pb2 as vpb
+from server.domain.pagination import encode_cursor
+
+from . import data, sql_ceiling
+from .ceiling_server import METHOD as EMPTY
+from .events import wait_for_relay
+from .h2load import H2Load, check_call
+from .infra import wait_for_connections
+from .profile import profiling, summarize
+from .pyload import PyLoad, PyLoadResult
+from .report import PageCost, Row
+from .settings import BenchSettings
+from .stats import Measurement
+
+SERVICE = "/licensing.v1.LicenseService"
+GET, LIST = f"{SERVICE}/GetLicense", f"{SERVICE}/ListLicenses"
+CREATE, UPDATE = f"{SERVICE}/CreateLicenses", f"{SERVICE}/UpdateLicense"
+VALIDATE = "/licensing.v1.ValidationService/ValidateLicense"
+PAGE = 50  # ListLicenses' default page size
+KEYS_PER_LANE = 16  # UpdateLicense: each concurrent call cycles through its own licenses
+LAG_KEYS = 10_000
+Metadata = tuple[tuple[str, str], ...]
+
+
+class CheckFailed(AssertionError):
+    """A scenario's calls did not do what they should: its figures are not to be trusted."""
+
+
+@dataclass(frozen=True)
+class Fixtures:
+    """What the scenarios call on, loaded before anything is measured."""
+
+    get_key: str  # GetLicense's license (main app)
+    validate_key: str  # ValidateLicense's license (main app), bound to `hwid` by the scenario
+    hwid: str
+    update_lanes: list[list[str]]  # UpdateLicense: the licenses of each concurrent call (main app)
+    lag_keys: list[list[str]]  # the lag scenario's licenses (lag app): fresh ones for each of its runs
+    ceiling_ids: tuple[int, int]  # the SQL ceiling's update targets (ceiling app): first and last id
+    deep_after: dict[str, int]  # app name -> row id to list after for a deep page
+
+
+def load_fixtures(settings: BenchSettings, database_url: str, account: data.BenchAccount) -> Fixtures:
+    apps = account.apps
+    data.copy_licenses(database_url, apps["big"], settings.rows)
+    data.copy_licenses(database_url, apps["small"], settings.small_rows)
+    lanes = settings.concurrency
+    main = data.copy_licenses(database_url, apps["main"], 2 + lanes * KEYS_PER_LANE)
+    data.copy_licenses(database_url, apps["ceiling"], 20_000)
+    # At 1k changes/s a license comes round again after 10s: never while its last change is in flight.
+    lag_keys = data.copy_licenses(database_url, apps["lag"], 2 * LAG_KEYS)
+    data.analyze(database_url)
+    with psycopg.connect(database_url) as connection:
+        lo, hi = connection.execute(
+            "SELECT min(id), max(id) FROM licenses WHERE app_id = %s", (apps["ceiling"],)).fetchone()  # type: ignore[misc]
+        deep = {}
+        for name, rows in (("big", settings.rows), ("small", settings.small_rows)):
+            # 90% of the way through the app: a traversal's late page.
+            row = connection.execute("SELECT id FROM licenses WHERE app_id = %s ORDER BY id OFFSET %s LIMIT 1",
+                                     (apps[name], int(rows * 0.9))).fetchone()
+            assert row is not None
+            deep[name] = int(row[0])
+    update_keys = main[2:]
+    return Fixtures(
+        get_key=main[0], validate_key=main[1], hwid=uuid.uuid4().hex * 2,
+        update_lanes=[update_keys[i * KEYS_PER_LANE:(i + 1) * KEYS_PER_LANE] for i in range(lanes)],
+        lag_keys=[lag_keys[:LAG_KEYS], lag_keys[LAG_KEYS:]], ceiling_ids=(int(lo), int(hi)), deep_after=deep,
+    )
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """A run of one fixed request, and what it says about side effects."""
+
+    measurement: Measurement
+    ok_since_snapshot: int  # successes after the `between` snapshot
+    slack: int  # calls the snapshot may also have counted that the load generator did not (in flight at a cut)
+
+
+@dataclass(frozen=True)
+class Drivers:
+    """h2load for fixed requests when installed, else the Python load generator; the Python one for
+    requests that must vary."""
+
+    h2: H2Load | None
+    py: PyLoad
+    concurrency: int
+    seconds: float
+    warmup: float
+
+    @property
+    def fixed_name(self) -> str:
+        return "h2load" if self.h2 else self.py.name
+
+    def fixed(self, address: str, method: str, request: bytes, metadata: Metadata,
+              between: Callable[[], None] | None = None, seconds: float | None = None,
+              warmup: float | None = None) -> Fixed:
+        # The exact request, once, through a real gRPC client: h2load cannot tell a gRPC error.
+        response = check_call(address, method, request, metadata)
+        seconds = self.seconds if seconds is None else seconds
+        warmup = self.warmup if warmup is None else warmup
+        if self.h2:
+            m = self.h2.run(address, method, request, metadata, seconds, warmup, len(response), between)
+            return Fixed(m, m.ok, 2 * self.concurrency)
+        if between is not None:
+            between()  # before the warm-up: the Python generator counts warm-up successes too
+        result = self.py.run(address, method, metadata, [[request]] * self.concurrency, seconds, warmup)
+        _no_errors(method, result)
+        return Fixed(result.measurement, result.total_ok, 0)
+
+
+@dataclass
+class Ceilings:
+    rpc: dict[str, Measurement] = field(default_factory=dict)  # load generator -> bare-server measurement
+    sql: dict[str, tuple[Measurement, Measurement | None]] = field(default_factory=dict)  # psycopg, pgbench
+
+
+def measure_ceilings(settings: BenchSettings, database_url: str, account: data.BenchAccount, fixtures: Fixtures,
+                     drivers: Drivers, ceiling_address: str, pgbench: bool) -> Ceilings:
+    ceilings = Ceilings()
+    print(f"  RPC ceiling, {drivers.fixed_name}")
+    ceilings.rpc[drivers.fixed_name] = drivers.fixed(ceiling_address, EMPTY, b"", account.metadata).measurement
+    if drivers.h2:
+        print(f"  RPC ceiling, {drivers.py.name}")
+        lanes = [[b""]] * drivers.concurrency
+        result = drivers.py.run(ceiling_address, EMPTY, account.metadata, lanes, settings.seconds, settings.warmup)
+        _no_errors(EMPTY, result)
+        ceilings.rpc[drivers.py.name] = result.measurement
+    payload = data.sample_payload(account.apps["ceiling"])
+    transactions = {
+        "point": sql_ceiling.point_read(fixtures.get_key),
+        "page": sql_ceiling.page_read(account.apps["big"], 0, PAGE),
+        "create1": sql_ceiling.create(account.account_id, account.apps["ceiling"], payload, 1),
+        "create100": sql_ceiling.create(account.account_id, account.apps["ceiling"], payload, 100),
+        "update": sql_ceiling.update(account.account_id, payload, fixtures.ceiling_ids),
+    }
+    for name, tx in transactions.items():
+        print(f"  SQL ceiling, {tx.name}")
+        wait_for_connections(database_url, settings.concurrency + 5)
+        py = sql_ceiling.run_psycopg(database_url, tx, settings.concurrency, settings.seconds, settings.warmup)
+        bench = None
+        if pgbench:
+            wait_for_connections(database_url, settings.concurrency + 5)
+            bench = sql_ceiling.run_pgbench(database_url, tx, settings.concurrency, settings.seconds,
+                                            settings.warmup, threads=settings.py_processes)
+        ceilings.sql[name] = (py, bench)
+    return ceilings
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: BenchSettings
+    database_url: str
+    account: data.BenchAccount
+    fixtures: Fixtures
+    drivers: Drivers
+    ceilings: Ceilings
+    address: str
+    server_pids: Callable[[], list[int]]  # the server's worker processes, for py-spy
+
+    def row(self, operation: str, kind: str, load: Measurement, sql: str | None, per_call: int = 1) -> Row:
+        psycopg_ceiling, pgbench_ceiling = self.ceilings.sql.get(sql, (None, None)) if sql else (None, None)
+        return Row(operation, kind, load, self.ceilings.rpc.get(load.generator), psycopg_ceiling, pgbench_ceiling,
+                   per_call)
+
+    def profile(self, label: str, method: str, request: bytes) -> str:
+        """An extra, unmeasured pass of the same load with py-spy on every worker (BENCH_PROFILE only)."""
+        out = self.settings.profile_dir
+        if out is None:
+            return ""
+        seconds = self.settings.seconds
+        with profiling(self.server_pids(), seconds, out, label) as raws:
+            self.drivers.fixed(self.address, method, request, self.account.metadata, seconds=seconds + 1, warmup=0)
+        return f"py-spy, server workers under {label} ({', '.join(str(r) for r in raws)}):\n{summarize(raws)}"
+
+
+# Reads
+
+
+def get_license(ctx: Context) -> tuple[Row, str]:
+    request = pb.GetLicenseRequest(key=ctx.fixtures.get_key).SerializeToString()
+    run = ctx.drivers.fixed(ctx.address, GET, request, ctx.account.metadata)
+    return ctx.row("GetLicense", "read", run.measurement, "point"), ctx.profile("GetLicense", GET, request)
+
+
+def validate_license(ctx: Context) -> Row:
+    f = ctx.fixtures
+    request = vpb.ValidateLicenseRequest(app_id=str(ctx.account.apps["main"]), key=f.validate_key, hwid=f.hwid,
+                                         nonce="bench").SerializeToString()
+    bound = vpb.ValidateLicenseResponse.FromString(check_call(ctx.address, VALIDATE, request, ctx.account.metadata))
+    if bound.result.code != vpb.VALIDATION_CODE_VALID:
+        raise CheckFailed(f"binding the device: {vpb.ValidationCode.Name(bound.result.code)}")
+    version = bound.result.license.version
+    run = ctx.drivers.fixed(ctx.address, VALIDATE, request, ctx.account.metadata)
+    # A bound device on an active license: every call VALID, nothing bound again, no event.
+    with psycopg.connect(ctx.database_url) as connection:
+        row = connection.execute(
+            "SELECT l.version, count(h.hwid) FROM licenses l LEFT JOIN license_hwids h ON h.license_id = l.id "
+            "WHERE l.key = %s GROUP BY l.version", (f.validate_key,)).fetchone()
+    if row is None or (int(row[0]), int(row[1])) != (version, 1):
+        raise CheckFailed(f"ValidateLicense of a bound device changed the license: (version, devices) = {row}")
+    return ctx.row("ValidateLicense (bound device)", "read", run.measurement, "point")
+
+
+def list_licenses(ctx: Context) -> tuple[list[Row], list[PageCost]]:
+    apps, s = ctx.account.apps, ctx.settings
+    rows: dict[tuple[str, str], Row] = {}
+    for page in ("first", "deep"):
+        for name, count in (("big", s.rows), ("small", s.small_rows)):
+            app = apps[name]
+            cursor = encode_cursor(app, ctx.fixtures.deep_after[name]) if page == "deep" else ""
+            request = pb.ListLicensesRequest(app_id=str(app), limit=PAGE, cursor=cursor).SerializeToString()
+            answer = pb.ListLicensesResponse.FromString(check_call(ctx.address, LIST, request, ctx.account.metadata))
+            if len(answer.licenses) != PAGE or not answer.cursor:
+                raise CheckFailed(f"ListLicenses {page} page of {name}: {len(answer.licenses)} licenses")
+            run = ctx.drivers.fixed(ctx.address, LIST, request, ctx.account.metadata)
+            label = f"ListLicenses {page} page, {_count(count)} app"
+            # The SQL column shows the big app's first page select for every page: keyset pages cost the same.
+            rows[(page, name)] = ctx.row(label, "read", run.measurement, "page")
+    costs = [PageCost(page, rows[(page, "big")], rows[(page, "small")]) for page in ("first", "deep")]
+    return list(rows.values()), costs
+
+
+# Writes
+
+
+def update_license(ctx: Context) -> Row:
+    """Revoke/activate alternating on many licenses, each concurrent call on licenses of its own, so
+    that every call is a real change (a new version and an event), never a no-op."""
+    lanes: list[list[bytes]] = []
+    for keys in ctx.fixtures.update_lanes:
+        revoke = [pb.UpdateLicenseRequest(key=k, action=pb.LICENSE_ACTION_REVOKE).SerializeToString() for k in keys]
+        activate = [pb.UpdateLicenseRequest(key=k, action=pb.LICENSE_ACTION_ACTIVATE).SerializeToString() for k in keys]
+        lanes.append(revoke + activate)
+    keys = [k for lane in ctx.fixtures.update_lanes for k in lane]
+    before = _versions_and_events(ctx.database_url, keys)
+    s = ctx.settings
+    result = ctx.drivers.py.run(ctx.address, UPDATE, ctx.account.metadata, lanes, s.seconds, s.warmup)
+    _no_errors(UPDATE, result)
+    after = _versions_and_events(ctx.database_url, keys)
+    changes, events = after[0] - before[0], after[1] - before[1]
+    if not changes == events == result.total_ok:
+        raise CheckFailed(f"UpdateLicense: {result.total_ok} calls succeeded, but {changes} versions and "
+                          f"{events} events were added")
+    return ctx.row("UpdateLicense (revoke/activate)", "write", result.measurement, "update")
+
+
+def create_licenses(ctx: Context, quantity: int) -> tuple[Row, str]:
+    data.add_credits(ctx.database_url, ctx.account)  # never the limit
+    app = ctx.account.apps["main"]
+    request = pb.CreateLicensesRequest(app_id=str(app), quantity=quantity).SerializeToString()
+    snapshot: list[tuple[int, int]] = []
+    run = ctx.drivers.fixed(ctx.address, CREATE, request, ctx.account.metadata,
+                            between=lambda: snapshot.append(_licenses_and_credits(ctx, app)))
+    time.sleep(1)  # calls the load generator gave up on at its deadline may still commit
+    licenses_before, credits_before = snapshot[0]
+    licenses_after, credits_after = _licenses_and_credits(ctx, app)
+    created, spent = licenses_after - licenses_before, credits_before - credits_after
+    if created != spent:
+        raise CheckFailed(f"CreateLicenses({quantity}): {created} licenses created but {spent} credits spent")
+    low, high = run.ok_since_snapshot * quantity, (run.ok_since_snapshot + run.slack) * quantity
+    if not low <= created <= high:
+        raise CheckFailed(f"CreateLicenses({quantity}): {run.ok_since_snapshot} calls answered, so {low}-{high} "
+                          f"licenses expected, {created} created")
+    sql = "create1" if quantity == 1 else "create100"
+    row = ctx.row(f"CreateLicenses({quantity})", "write", run.measurement, sql, per_call=quantity)
+    profile = ctx.profile(f"CreateLicenses({quantity})", CREATE, request) if quantity == 1 else ""
+    return row, profile
+
+
+def _no_errors(method: str, result: PyLoadResult) -> None:
+    if result.first_error or not result.total_ok:
+        raise CheckFailed(f"{method}: {result.measurement.errors} calls failed in the window, "
+                          f"{result.total_ok} succeeded; first error: {result.first_error}")
+
+
+def drain(ctx: Context) -> float:
+    return wait_for_relay(ctx.database_url)
+
+
+def _licenses_and_credits(ctx: Context, app: uuid.UUID) -> tuple[int, int]:
+    with psycopg.connect(ctx.database_url) as connection:
+        row = connection.execute(
+            "SELECT (SELECT count(*) FROM licenses WHERE app_id = %s), (SELECT credits FROM accounts WHERE id = %s)",
+            (app, ctx.account.account_id)).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _versions_and_events(database_url: str, keys: list[str]) -> tuple[int, int]:
+    with psycopg.connect(database_url) as connection:
+        row = connection.execute(
+            "SELECT (SELECT coalesce(sum(version), 0) FROM licenses WHERE key = ANY(%s)), "
+            "(SELECT count(*) FROM outbox WHERE license_key = ANY(%s))", (keys, keys)).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _count(n: int) -> str:
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return f"{n:,}"
+
