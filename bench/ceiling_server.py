@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
-import signal
-from types import FrameType
 
 import grpc
+
+from server.api.workers import run_processes
+from server.runtime import wait_for_shutdown_signal
 
 METHOD = "/bench.Ceiling/Empty"
 
@@ -33,11 +33,7 @@ async def _serve(listen: str) -> None:
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(listen)
     await server.start()
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    await stopping.wait()
+    await wait_for_shutdown_signal()
     await server.stop(1)
 
 
@@ -50,21 +46,8 @@ def main() -> None:
     parser.add_argument("--listen", required=True)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    # spawn, not fork, as the real server: gRPC's core must not be inherited across fork.
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_worker, args=(args.listen,)) for _ in range(args.workers)]
-
-    def forward(signum: int, frame: FrameType | None) -> None:
-        for worker in workers:
-            if worker.is_alive() and worker.pid:
-                os.kill(worker.pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    # The same process model as the real server (spawned workers sharing the port).
+    run_processes(_worker, [(args.listen,)] * args.workers)
 
 
 if __name__ == "__main__":

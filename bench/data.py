@@ -80,10 +80,20 @@ def copy_licenses(database_url: str, app_id: uuid.UUID, n: int, chunk: int = 100
     return keys
 
 
-def analyze(database_url: str) -> None:
-    """Fresh statistics and visibility map after the bulk load, as autovacuum would leave them."""
+def vacuum(database_url: str) -> None:
+    """VACUUM (ANALYZE) the tables the benchmark writes: after a bulk load or a write scenario, so that
+    autovacuum does not wake up in the middle of the next measurement (it would take CPU from it)."""
     with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute("VACUUM (ANALYZE) licenses")
+        connection.execute("VACUUM (ANALYZE) licenses, outbox, accounts, license_hwids")
+
+
+def autovacuum_runs(database_url: str) -> dict[str, int]:
+    """Autovacuum and autoanalyze runs so far on the benchmark's tables."""
+    with psycopg.connect(database_url) as connection:
+        rows = connection.execute(
+            "SELECT relname, autovacuum_count + autoanalyze_count FROM pg_stat_user_tables "
+            "WHERE autovacuum_count + autoanalyze_count > 0").fetchall()
+    return {str(name): int(n) for name, n in rows}
 
 
 def ids_of(database_url: str, app_id: uuid.UUID) -> list[int]:

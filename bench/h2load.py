@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,22 +60,26 @@ class H2Load:
     threads: int = 1  # one h2load thread drives ~10k+ calls/s: far above what the server answers here
 
     def run(self, address: str, method: str, request: bytes, metadata: Metadata, seconds: float, warmup: float,
-            response_size: int, between: Callable[[], None] | None = None) -> Measurement:
+            response_size: int, between: Callable[[], None] | None = None,
+            spread: Callable[[], str] | None = None) -> Measurement:
         """Drives `method` with the same request for `seconds` after `warmup`.
 
         `response_size` is the serialized response's length (from `check_call`): with it, the bytes
         received prove that (nearly) every counted request got a body, i.e. succeeded. `between` runs
-        after the warm-up, before the measured run (a side-effect snapshot).
+        after the warm-up, before the measured run (a side-effect snapshot); `spread` is asked, a moment
+        into the measured run, how the connections are spread over the server's processes.
         """
         with tempfile.TemporaryDirectory(prefix="bench-h2load-") as tmp:
             body = Path(tmp) / "request.bin"
             body.write_bytes(grpc_frame(request))
             log = Path(tmp) / "requests.log"
             if warmup > 0:
-                self._h2load(address, method, body, metadata, warmup, None)
+                self._h2load(address, method, body, metadata, warmup, None, None)
             if between is not None:
                 between()
-            summary = self._h2load(address, method, body, metadata, seconds, log)
+            spread_seen: list[str] = []
+            summary = self._h2load(address, method, body, metadata, seconds, log,
+                                   (lambda: spread_seen.append(spread())) if spread else None)
             latencies, errors = _read_log(log)
         expected = len(latencies) * (5 + response_size)
         received = summary.data_bytes
@@ -84,10 +89,10 @@ class H2Load:
                 f"{method}: received {received} response bytes for {len(latencies)} requests answered 200, "
                 f"expected ~{expected}: some calls failed with a gRPC error status"
             )
-        return Measurement.from_latencies("h2load", seconds, latencies, errors)
+        return Measurement.from_latencies("h2load", seconds, latencies, errors, "".join(spread_seen))
 
     def _h2load(self, address: str, method: str, body: Path, metadata: Metadata, seconds: float,
-                log: Path | None) -> _Summary:
+                log: Path | None, observe: Callable[[], None] | None) -> _Summary:
         binary = h2load_binary()
         assert binary, "h2load is not installed"
         command = [
@@ -99,10 +104,14 @@ class H2Load:
         if log is not None:
             command.append(f"--log-file={log}")
         command.append(f"http://{address}{method}")
-        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"h2load failed ({done.returncode}): {done.stderr or done.stdout}")
-        return _Summary.parse(done.stdout)
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as h2load:
+            if observe is not None:
+                time.sleep(min(1.0, seconds / 2))  # connected and busy by then
+                observe()
+            stdout, stderr = h2load.communicate(timeout=seconds + 60)
+        if h2load.returncode != 0:
+            raise RuntimeError(f"h2load failed ({h2load.returncode}): {stderr or stdout}")
+        return _Summary.parse(stdout)
 
 
 @dataclass(frozen=True)

@@ -189,8 +189,11 @@ def started(command: list[str], env: dict[str, str], name: str) -> Iterator[Proc
 @dataclass(frozen=True)
 class Server:
     address: str
-    metrics: str  # host:port of worker 0's /metrics
+    metrics: str  # host:port of worker 0's /metrics ("" for the ceiling server)
     process: Process
+
+    def spread(self) -> str:
+        return connection_spread(self.process.children(), self.address)
 
 
 def server_env(database_url: str, stream: EventStream, workers: int, **extra: str) -> dict[str, str]:
@@ -222,14 +225,26 @@ def relay_process(database_url: str, stream: EventStream) -> Iterator[Process]:
 
 
 @contextlib.contextmanager
-def ceiling_server(workers: int) -> Iterator[str]:
+def ceiling_server(workers: int) -> Iterator[Server]:
     """bench/ceiling_server.py on a free port, serving once its empty method answers."""
     address = f"127.0.0.1:{free_port()}"
     command = [sys.executable, "-m", "bench.ceiling_server", "--listen", address, "--workers", str(workers)]
     with started(command, {}, "ceiling server") as process:
         _wait_until_answering(address, process)
         _wait_for_workers(process, workers)
-        yield address
+        yield Server(address, "", process)
+
+
+def connection_spread(pids: list[int], address: str) -> str:
+    """Established client connections to `address` per server process, e.g. "5/3": the kernel spreads
+    connections, not calls, over processes sharing a port, and an uneven split loads one core more."""
+    port = int(address.rpartition(":")[2])
+    counts = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            conns = psutil.Process(pid).net_connections("tcp")
+            counts.append(sum(1 for c in conns if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port))
+    return "/".join(str(n) for n in sorted(counts, reverse=True))
 
 
 def _wait_until_serving(address: str, process: Process) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import multiprocessing
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
@@ -60,7 +61,7 @@ class PyLoad:
         return f"python grpc.aio ({self.processes} proc)"
 
     def run(self, address: str, method: str, metadata: Metadata, lanes: list[list[bytes]], seconds: float,
-            warmup: float) -> PyLoadResult:
+            warmup: float, spread: Callable[[], str] | None = None) -> PyLoadResult:
         """Runs every lane concurrently, spread over the processes, for `warmup` + `seconds`."""
         processes = min(self.processes, len(lanes))
         per_process = max(1, self.connections // processes)
@@ -75,6 +76,10 @@ class PyLoad:
         for child in children:
             child.start()
         try:
+            seen = ""
+            if spread is not None:
+                time.sleep(warmup + min(3.0, seconds / 2))  # spawned, connected and busy by then
+                seen = spread()
             results: list[ProcessResult] = [queue.get(timeout=warmup + seconds + 120) for _ in children]
         finally:
             for child in children:
@@ -88,7 +93,8 @@ class PyLoad:
             errors += result.errors
             total_ok += result.total_ok
         first_error = next((r.first_error for r in results if r.first_error), "")
-        return PyLoadResult(Measurement.from_latencies(self.name, seconds, latencies, errors), total_ok, first_error)
+        measurement = Measurement.from_latencies(self.name, seconds, latencies, errors, seen)
+        return PyLoadResult(measurement, total_ok, first_error)
 
 
 def _run_process(work: Work, barrier: Barrier, queue: Queue) -> None:  # type: ignore[type-arg]

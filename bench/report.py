@@ -93,13 +93,14 @@ class Report:
 
     def render(self) -> str:
         out = [_machine_line(self.machine), ""]
-        header = ("operation", "load generator", "req/s", "p50 ms", "p99 ms", "RPC ceil", "SQL ceil", "pgbench",
-                  "ceiling", "ratio")
+        header = ("operation", "load generator", "conns", "req/s", "p50 ms", "p99 ms", "RPC ceil", "(conns)",
+                  "SQL ceil", "pgbench", "ceiling", "ratio")
         table = [header]
         for r in self.rows:
             table.append((
-                r.operation, r.load.generator, _rate(r.load.rps, r.per_call), _ms(r.load.p50_ms), _ms(r.load.p99_ms),
-                _rate(r.rpc.rps) if r.rpc else "-", _rate(r.sql.rps, r.per_call) if r.sql else "-",
+                r.operation, r.load.generator, r.load.spread or "-", _rate(r.load.rps, r.per_call), _ms(r.load.p50_ms),
+                _ms(r.load.p99_ms), _rate(r.rpc.rps) if r.rpc else "-", (r.rpc.spread or "-") if r.rpc else "-",
+                _rate(r.sql.rps, r.per_call) if r.sql else "-",
                 _rate(r.pgbench.rps, r.per_call) if r.pgbench else "-", _rate(r.ceiling), f"{r.ratio:.2f}",
             ))
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
@@ -112,6 +113,8 @@ class Report:
         out.append("req/s of CreateLicenses(100) is calls/s (licenses/s in brackets); SQL/pgbench ceilings are "
                    "transactions/s (licenses/s in brackets).")
         out.append("ceiling = RPC ceiling for reads, min(RPC, SQL) for writes; ratio = req/s / ceiling.")
+        out.append("conns = the load generator's connections per server process during the run (the kernel spreads "
+                   "connections, not calls); (conns) the same for the RPC ceiling.")
         out.append("")
         out.extend(self._targets())
         if self.notes:

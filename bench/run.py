@@ -95,10 +95,10 @@ def main() -> int:
         account = data.create_account(database_url)
         fixtures = scenarios.load_fixtures(settings, database_url, account)
 
-        with ceiling_server(settings.workers) as address:
+        with ceiling_server(settings.workers) as ceiling:
             ceilings = run.attempt(
                 f"ceilings ({settings.workers} server processes, {settings.concurrency} in flight)",
-                lambda: scenarios.measure_ceilings(settings, database_url, account, fixtures, drivers, address,
+                lambda: scenarios.measure_ceilings(settings, database_url, account, fixtures, drivers, ceiling,
                                                    pgbench=shutil.which("pgbench") is not None),
             ) or scenarios.Ceilings()
 
@@ -106,8 +106,7 @@ def main() -> int:
         # Each worker pools up to 3 x DB_POOL_SIZE (10) connections; the relay and the checks a few more.
         wait_for_connections(database_url, settings.workers * 30 + 10)
         with licensing_server(database_url, stream, settings.workers) as server:
-            ctx = scenarios.Context(settings, database_url, account, fixtures, drivers, ceilings, server.address,
-                                    server.process.children)
+            ctx = scenarios.Context(settings, database_url, account, fixtures, drivers, ceilings, server)
             _scenarios(run, ctx)
             _lag(run, ctx, stream)
             step("stopping licensing serve")
@@ -118,6 +117,9 @@ def main() -> int:
             lambda: events.measure_relay(database_url, stream, account.account_id, account.apps["relay"],
                                          settings.relay_events))
         _server_log(run, "licensing relay")
+        if runs := data.autovacuum_runs(database_url):
+            run.report.notes.append(f"autovacuum/autoanalyze ran during the run (it takes CPU from whatever was "
+                                    f"measured then): {runs}")
         step("cleaning up: dropping the database, deleting the stream")
 
     run.report.seconds = time.monotonic() - _STARTED

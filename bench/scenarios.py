@@ -17,7 +17,7 @@ from . import data, sql_ceiling
 from .ceiling_server import METHOD as EMPTY
 from .events import wait_for_relay
 from .h2load import H2Load, check_call
-from .infra import wait_for_connections
+from .infra import Server, wait_for_connections
 from .profile import profiling, summarize
 from .pyload import PyLoad, PyLoadResult
 from .report import PageCost, Row
@@ -60,7 +60,7 @@ def load_fixtures(settings: BenchSettings, database_url: str, account: data.Benc
     data.copy_licenses(database_url, apps["ceiling"], 20_000)
     # At 1k changes/s a license comes round again after 10s: never while its last change is in flight.
     lag_keys = data.copy_licenses(database_url, apps["lag"], 2 * LAG_KEYS)
-    data.analyze(database_url)
+    data.vacuum(database_url)
     with psycopg.connect(database_url) as connection:
         lo, hi = connection.execute(
             "SELECT min(id), max(id) FROM licenses WHERE app_id = %s", (apps["ceiling"],)).fetchone()  # type: ignore[misc]
@@ -105,17 +105,17 @@ class Drivers:
 
     def fixed(self, address: str, method: str, request: bytes, metadata: Metadata,
               between: Callable[[], None] | None = None, seconds: float | None = None,
-              warmup: float | None = None) -> Fixed:
+              warmup: float | None = None, spread: Callable[[], str] | None = None) -> Fixed:
         # The exact request, once, through a real gRPC client: h2load cannot tell a gRPC error.
         response = check_call(address, method, request, metadata)
         seconds = self.seconds if seconds is None else seconds
         warmup = self.warmup if warmup is None else warmup
         if self.h2:
-            m = self.h2.run(address, method, request, metadata, seconds, warmup, len(response), between)
+            m = self.h2.run(address, method, request, metadata, seconds, warmup, len(response), between, spread)
             return Fixed(m, m.ok, 2 * self.concurrency)
         if between is not None:
             between()  # before the warm-up: the Python generator counts warm-up successes too
-        result = self.py.run(address, method, metadata, [[request]] * self.concurrency, seconds, warmup)
+        result = self.py.run(address, method, metadata, [[request]] * self.concurrency, seconds, warmup, spread)
         _no_errors(method, result)
         return Fixed(result.measurement, result.total_ok, 0)
 
@@ -127,14 +127,16 @@ class Ceilings:
 
 
 def measure_ceilings(settings: BenchSettings, database_url: str, account: data.BenchAccount, fixtures: Fixtures,
-                     drivers: Drivers, ceiling_address: str, pgbench: bool) -> Ceilings:
+                     drivers: Drivers, ceiling: Server, pgbench: bool) -> Ceilings:
     ceilings = Ceilings()
     print(f"  RPC ceiling, {drivers.fixed_name}")
-    ceilings.rpc[drivers.fixed_name] = drivers.fixed(ceiling_address, EMPTY, b"", account.metadata).measurement
+    empty = drivers.fixed(ceiling.address, EMPTY, b"", account.metadata, spread=ceiling.spread)
+    ceilings.rpc[drivers.fixed_name] = empty.measurement
     if drivers.h2:
         print(f"  RPC ceiling, {drivers.py.name}")
         lanes = [[b""]] * drivers.concurrency
-        result = drivers.py.run(ceiling_address, EMPTY, account.metadata, lanes, settings.seconds, settings.warmup)
+        result = drivers.py.run(ceiling.address, EMPTY, account.metadata, lanes, settings.seconds, settings.warmup,
+                                ceiling.spread)
         _no_errors(EMPTY, result)
         ceilings.rpc[drivers.py.name] = result.measurement
     payload = data.sample_payload(account.apps["ceiling"])
@@ -155,6 +157,7 @@ def measure_ceilings(settings: BenchSettings, database_url: str, account: data.B
             bench = sql_ceiling.run_pgbench(database_url, tx, settings.concurrency, settings.seconds,
                                             settings.warmup, threads=settings.py_processes)
         ceilings.sql[name] = (py, bench)
+    data.vacuum(database_url)  # the ceilings wrote thousands of rows
     return ceilings
 
 
@@ -166,8 +169,11 @@ class Context:
     fixtures: Fixtures
     drivers: Drivers
     ceilings: Ceilings
-    address: str
-    server_pids: Callable[[], list[int]]  # the server's worker processes, for py-spy
+    server: Server
+
+    @property
+    def address(self) -> str:
+        return self.server.address
 
     def row(self, operation: str, kind: str, load: Measurement, sql: str | None, per_call: int = 1) -> Row:
         psycopg_ceiling, pgbench_ceiling = self.ceilings.sql.get(sql, (None, None)) if sql else (None, None)
@@ -180,7 +186,7 @@ class Context:
         if out is None:
             return ""
         seconds = self.settings.seconds
-        with profiling(self.server_pids(), seconds, out, label) as raws:
+        with profiling(self.server.process.children(), seconds, out, label) as raws:
             self.drivers.fixed(self.address, method, request, self.account.metadata, seconds=seconds + 1, warmup=0)
         return f"py-spy, server workers under {label} ({', '.join(str(r) for r in raws)}):\n{summarize(raws)}"
 
@@ -190,7 +196,7 @@ class Context:
 
 def get_license(ctx: Context) -> tuple[Row, str]:
     request = pb.GetLicenseRequest(key=ctx.fixtures.get_key).SerializeToString()
-    run = ctx.drivers.fixed(ctx.address, GET, request, ctx.account.metadata)
+    run = ctx.drivers.fixed(ctx.address, GET, request, ctx.account.metadata, spread=ctx.server.spread)
     return ctx.row("GetLicense", "read", run.measurement, "point"), ctx.profile("GetLicense", GET, request)
 
 
@@ -202,7 +208,7 @@ def validate_license(ctx: Context) -> Row:
     if bound.result.code != vpb.VALIDATION_CODE_VALID:
         raise CheckFailed(f"binding the device: {vpb.ValidationCode.Name(bound.result.code)}")
     version = bound.result.license.version
-    run = ctx.drivers.fixed(ctx.address, VALIDATE, request, ctx.account.metadata)
+    run = ctx.drivers.fixed(ctx.address, VALIDATE, request, ctx.account.metadata, spread=ctx.server.spread)
     # A bound device on an active license: every call VALID, nothing bound again, no event.
     with psycopg.connect(ctx.database_url) as connection:
         row = connection.execute(
@@ -224,7 +230,7 @@ def list_licenses(ctx: Context) -> tuple[list[Row], list[PageCost]]:
             answer = pb.ListLicensesResponse.FromString(check_call(ctx.address, LIST, request, ctx.account.metadata))
             if len(answer.licenses) != PAGE or not answer.cursor:
                 raise CheckFailed(f"ListLicenses {page} page of {name}: {len(answer.licenses)} licenses")
-            run = ctx.drivers.fixed(ctx.address, LIST, request, ctx.account.metadata)
+            run = ctx.drivers.fixed(ctx.address, LIST, request, ctx.account.metadata, spread=ctx.server.spread)
             label = f"ListLicenses {page} page, {_count(count)} app"
             # The SQL column shows the big app's first page select for every page: keyset pages cost the same.
             rows[(page, name)] = ctx.row(label, "read", run.measurement, "page")
@@ -246,7 +252,8 @@ def update_license(ctx: Context) -> Row:
     keys = [k for lane in ctx.fixtures.update_lanes for k in lane]
     before = _versions_and_events(ctx.database_url, keys)
     s = ctx.settings
-    result = ctx.drivers.py.run(ctx.address, UPDATE, ctx.account.metadata, lanes, s.seconds, s.warmup)
+    result = ctx.drivers.py.run(ctx.address, UPDATE, ctx.account.metadata, lanes, s.seconds, s.warmup,
+                                ctx.server.spread)
     _no_errors(UPDATE, result)
     after = _versions_and_events(ctx.database_url, keys)
     changes, events = after[0] - before[0], after[1] - before[1]
@@ -262,7 +269,7 @@ def create_licenses(ctx: Context, quantity: int) -> tuple[Row, str]:
     request = pb.CreateLicensesRequest(app_id=str(app), quantity=quantity).SerializeToString()
     snapshot: list[tuple[int, int]] = []
     run = ctx.drivers.fixed(ctx.address, CREATE, request, ctx.account.metadata,
-                            between=lambda: snapshot.append(_licenses_and_credits(ctx, app)))
+                            between=lambda: snapshot.append(_licenses_and_credits(ctx, app)), spread=ctx.server.spread)
     time.sleep(1)  # calls the load generator gave up on at its deadline may still commit
     licenses_before, credits_before = snapshot[0]
     licenses_after, credits_after = _licenses_and_credits(ctx, app)
@@ -286,7 +293,10 @@ def _no_errors(method: str, result: PyLoadResult) -> None:
 
 
 def drain(ctx: Context) -> float:
-    return wait_for_relay(ctx.database_url)
+    """Waits for the relay to publish every event, then vacuums what the scenario wrote."""
+    waited = wait_for_relay(ctx.database_url)
+    data.vacuum(ctx.database_url)
+    return waited
 
 
 def _licenses_and_credits(ctx: Context, app: uuid.UUID) -> tuple[int, int]:

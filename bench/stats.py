@@ -22,16 +22,18 @@ class Measurement:
     errors: int
     p50_ms: float
     p99_ms: float
+    spread: str = ""  # client connections per server process during the run, e.g. "5/3"
 
     @property
     def rps(self) -> float:
         return self.ok / self.seconds if self.seconds > 0 else 0.0
 
     @classmethod
-    def from_latencies(cls, generator: str, seconds: float, latencies_ms: list[float], errors: int) -> Measurement:
+    def from_latencies(cls, generator: str, seconds: float, latencies_ms: list[float], errors: int,
+                       spread: str = "") -> Measurement:
         latencies_ms.sort()
         return cls(generator, seconds, len(latencies_ms), errors,
-                   percentile(latencies_ms, 0.50), percentile(latencies_ms, 0.99))
+                   percentile(latencies_ms, 0.50), percentile(latencies_ms, 0.99), spread)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "rps": round(self.rps, 1)}

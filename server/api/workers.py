@@ -10,8 +10,10 @@ import multiprocessing
 import os
 import signal
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import FrameType
+from typing import Any
 
 from server.config import Settings
 from server.runtime import configure_logging
@@ -29,25 +31,30 @@ def serve_workers(settings: Settings) -> int:
     # multiprocess mode); set before the workers start, so they create their metrics there.
     metrics_dir = tempfile.TemporaryDirectory(prefix="licensing-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
+    status = run_processes(_worker, [(settings, index) for index in range(settings.workers)])
+    metrics_dir.cleanup()
+    return status
+
+
+def run_processes(target: Callable[..., None], args: Sequence[tuple[Any, ...]]) -> int:
+    """Runs `target(*a)` for each `a` in its own process until all end, forwarding SIGTERM and
+    SIGINT to them (each drains its own calls); returns the worst exit status."""
     # spawn, not fork: gRPC's core must not be inherited across fork.
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_worker, args=(settings, index), name=f"grpc-worker-{index}")
-               for index in range(settings.workers)]
+    processes = [context.Process(target=target, args=a) for a in args]
 
     def forward(signum: int, frame: FrameType | None) -> None:
-        # Each worker drains its own calls on SIGTERM/SIGINT (see server.serve).
-        for worker in workers:
-            if worker.is_alive() and worker.pid:
-                os.kill(worker.pid, signum)
+        for process in processes:
+            if process.is_alive() and process.pid:
+                os.kill(process.pid, signum)
 
-    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGTERM, forward)  # before starting: a signal must never orphan a worker
     signal.signal(signal.SIGINT, forward)
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    metrics_dir.cleanup()
-    return max(abs(worker.exitcode or 0) for worker in workers)
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    return max(abs(process.exitcode or 0) for process in processes)
 
 
 def _worker(settings: Settings, index: int) -> None:
