@@ -25,4 +25,5 @@ def create_engine(database_url: str, pool_size: int = 10, statement_timeout_ms: 
         max_overflow=0,  # a fixed ceiling: every process's connections add up on the one PostgreSQL
         pool_pre_ping=False,  # a broken connection fails one call; pinging costs every call a round trip
         connect_args={"options": statement_timeout_option(statement_timeout_ms)},
+        hide_parameters=True,  # errors and logs never carry a statement's values (keys, token hashes)
     )

@@ -1,5 +1,5 @@
 """Health follows the database: NOT_SERVING while it cannot be reached, so that load balancers and
-Kubernetes readiness probes send calls elsewhere; pool use is exported as metrics."""
+Kubernetes readiness probes send calls elsewhere; both pools' use is exported as metrics."""
 from __future__ import annotations
 
 import asyncio
@@ -9,6 +9,7 @@ from typing import Any
 from grpc_health.v1 import health, health_pb2
 from prometheus_client import Gauge
 from psycopg_pool import AsyncConnectionPool
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 
@@ -16,12 +17,16 @@ POOL_CONNECTIONS = Gauge(
     "licensing_db_pool_connections", "Connections of the fast-path pool by state", ["state"],
     multiprocess_mode="livesum",
 )
+TRANSACTION_CONNECTIONS = Gauge(
+    "licensing_db_transaction_connections_in_use", "Connections of the transaction pool in use",
+    multiprocess_mode="livesum",
+)
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-async def watch_database(pool: AsyncConnectionPool[Any], servicer: health.aio.HealthServicer, services: list[str],
-                         interval: float = 2.0, timeout: float = 1.0) -> None:
+async def watch_database(pool: AsyncConnectionPool[Any], engine: AsyncEngine, servicer: health.aio.HealthServicer,
+                         services: list[str], interval: float = 2.0, timeout: float = 1.0) -> None:
     current = SERVING
     while True:
         status = SERVING if await _reachable(pool, timeout) else NOT_SERVING
@@ -35,6 +40,7 @@ async def watch_database(pool: AsyncConnectionPool[Any], servicer: health.aio.He
         POOL_CONNECTIONS.labels("total").set(stats.get("pool_size", 0))
         POOL_CONNECTIONS.labels("idle").set(stats.get("pool_available", 0))
         POOL_CONNECTIONS.labels("waiting_requests").set(stats.get("requests_waiting", 0))
+        TRANSACTION_CONNECTIONS.set(engine.pool.checkedout())  # type: ignore[attr-defined]
         await asyncio.sleep(interval)
 
 

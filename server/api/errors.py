@@ -35,7 +35,15 @@ def to_status(error: errors.DomainError) -> grpc.Status:
 
 
 def unavailable(message: str) -> grpc.Status:
-    info = error_details_pb2.ErrorInfo(reason="UNAVAILABLE", domain=ERROR_DOMAIN)
-    status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message=message)
-    status.details.add().Pack(info)
+    return _plain(code_pb2.UNAVAILABLE, "UNAVAILABLE", message)
+
+
+def internal(request_id: str) -> grpc.Status:
+    """A bug of ours: the client learns nothing of the internals, only what to quote to us."""
+    return _plain(code_pb2.INTERNAL, "INTERNAL", f"internal error; request id {request_id}")
+
+
+def _plain(code: int, reason: str, message: str) -> grpc.Status:
+    status = status_pb2.Status(code=code, message=message)
+    status.details.add().Pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN))
     return rpc_status.to_status(status)

@@ -1,6 +1,7 @@
 """What every call of the license API goes through: authentication, then error mapping."""
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from server.domain.caller import Caller, Scope
 from server.domain.errors import DomainError, Unauthenticated
 
-from .errors import to_status, unavailable
+from .errors import internal, to_status, unavailable
 from .observability import CallRecord
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,17 @@ async def _call(method: Method[Request, Response], scope: Scope, servicer: Authe
         status = to_status(error)
         record.code = status.code
         await context.abort_with_status(status)
-    except (OperationalError, psycopg.OperationalError):  # the database is down or out of connections
-        log.exception("database unavailable")
+    except (OperationalError, psycopg.OperationalError) as error:  # the database is down or out of connections
+        log.error("database unavailable: %s", type(error).__name__)
         record.code = grpc.StatusCode.UNAVAILABLE
         await context.abort_with_status(unavailable("the database is unavailable; retry later"))
-    except Exception:
-        record.code = grpc.StatusCode.UNKNOWN
+    except asyncio.CancelledError:  # the client went away or its deadline passed
+        record.code = grpc.StatusCode.CANCELLED
         raise
+    except Exception:
+        log.exception("unexpected error in %s (request id %s)", record.method, record.request_id)
+        record.code = grpc.StatusCode.INTERNAL
+        await context.abort_with_status(internal(record.request_id))
     finally:
         record.finish()
     raise AssertionError("unreachable: abort_with_status raises")
