@@ -68,7 +68,13 @@ class HotReads:
     async def page(self, app_id: uuid.UUID, after_id: int, limit: int) -> list[tuple[int, License]]:
         """(row id, license) of up to `limit` licenses of the app after row `after_id`."""
         async with self._pool.connection() as connection:
-            cursor = await connection.execute(_LICENSE_PAGE, {"app_id": app_id, "after_id": after_id, "limit": limit})
+            # Never prepared: a generic plan cannot know the app's size and place in the table, and
+            # picks a primary-key walk that filters out every other app's rows (40 ms instead of 0.3
+            # ms for a small app created after a big one). Planned with the values, a page is an
+            # index range scan on (app_id, id) whenever that is cheaper.
+            cursor = await connection.execute(
+                _LICENSE_PAGE, {"app_id": app_id, "after_id": after_id, "limit": limit}, prepare=False
+            )
             return [(row.id, license_of(row)) for row in await cursor.fetchall()]
 
     async def license(self, key: str) -> StoredLicense | None:
