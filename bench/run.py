@@ -5,6 +5,7 @@ bench/results.json. Everything it starts is stopped, its database dropped and it
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import sys
@@ -123,6 +124,7 @@ def main() -> int:
         step("cleaning up: dropping the database, deleting the stream")
 
     run.report.seconds = time.monotonic() - _STARTED
+    run.report.machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print()
     print(run.report.render())
     for profile in filter(None, run.profiles):
@@ -152,6 +154,7 @@ def _scenarios(run: Run, ctx: scenarios.Context) -> None:
     if (listed := run.attempt("ListLicenses", lambda: scenarios.list_licenses(ctx))) is not None:
         rows.extend(listed[0])
         run.report.page_costs.extend(listed[1])
+        run.report.plans.extend(listed[2])
     if (row := run.attempt("UpdateLicense", lambda: scenarios.update_license(ctx))) is not None:
         rows.append(row)
     run.drain(ctx, "UpdateLicense")

@@ -219,13 +219,16 @@ def validate_license(ctx: Context) -> Row:
     return ctx.row("ValidateLicense (bound device)", "read", run.measurement, "point")
 
 
-def list_licenses(ctx: Context) -> tuple[list[Row], list[PageCost]]:
+def list_licenses(ctx: Context) -> tuple[list[Row], list[PageCost], list[str]]:
+    """The big app's rows come first in id order, the small app's after them (an app created later)."""
     apps, s = ctx.account.apps, ctx.settings
     rows: dict[tuple[str, str], Row] = {}
+    plans: list[str] = []
     for page in ("first", "deep"):
         for name, count in (("big", s.rows), ("small", s.small_rows)):
             app = apps[name]
-            cursor = encode_cursor(app, ctx.fixtures.deep_after[name]) if page == "deep" else ""
+            after = ctx.fixtures.deep_after[name] if page == "deep" else 0
+            cursor = encode_cursor(app, after) if after else ""
             request = pb.ListLicensesRequest(app_id=str(app), limit=PAGE, cursor=cursor).SerializeToString()
             answer = pb.ListLicensesResponse.FromString(check_call(ctx.address, LIST, request, ctx.account.metadata))
             if len(answer.licenses) != PAGE or not answer.cursor:
@@ -234,8 +237,28 @@ def list_licenses(ctx: Context) -> tuple[list[Row], list[PageCost]]:
             label = f"ListLicenses {page} page, {_count(count)} app"
             # The SQL column shows the big app's first page select for every page: keyset pages cost the same.
             rows[(page, name)] = ctx.row(label, "read", run.measurement, "page")
+            plans.append(f"{label}: {_page_plan(ctx.database_url, app, after)}")
     costs = [PageCost(page, rows[(page, "big")], rows[(page, "small")]) for page in ("first", "deep")]
-    return list(rows.values()), costs
+    return list(rows.values()), costs, plans
+
+
+def _page_plan(database_url: str, app: uuid.UUID, after: int) -> str:
+    """How PostgreSQL runs the keyset page query (repository.page's shape) for these values: a page
+    should be an index range scan on (app_id, id), whatever the app's size and place in the table."""
+    with psycopg.connect(database_url) as connection:
+        plan = connection.execute(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) SELECT * FROM licenses WHERE app_id = %s AND id > %s "
+            f"ORDER BY id LIMIT {PAGE + 1}", (app, after)).fetchone()[0][0]  # type: ignore[index]
+    scans = []
+    nodes = [plan["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        if "Index Name" in node:
+            removed = node.get("Rows Removed by Filter", 0)
+            scans.append(f"{node['Node Type']} on {node['Index Name']}"
+                         + (f", {removed:,} rows removed by filter" if removed else ""))
+        nodes.extend(node.get("Plans", []))
+    return f"{'; '.join(scans) or plan['Plan']['Node Type']}, {plan['Execution Time']:.2f} ms"
 
 
 # Writes
