@@ -78,6 +78,7 @@ class H2Load:
             if between is not None:
                 between()
             spread_seen: list[str] = []
+            started = time.monotonic()
             summary = self._h2load(address, method, body, metadata, seconds, log,
                                    (lambda: spread_seen.append(spread())) if spread else None)
             latencies, errors = _read_log(log)
@@ -89,7 +90,8 @@ class H2Load:
                 f"{method}: received {received} response bytes for {len(latencies)} requests answered 200, "
                 f"expected ~{expected}: some calls failed with a gRPC error status"
             )
-        return Measurement.from_latencies("h2load", seconds, latencies, errors, "".join(spread_seen))
+        return Measurement.from_latencies("h2load", seconds, latencies, errors, "".join(spread_seen),
+                                          (started, started + seconds))
 
     def _h2load(self, address: str, method: str, body: Path, metadata: Metadata, seconds: float,
                 log: Path | None, observe: Callable[[], None] | None) -> _Summary:

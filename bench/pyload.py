@@ -73,6 +73,7 @@ class PyLoad:
         barrier = context.Barrier(processes)
         queue = context.Queue()
         children = [context.Process(target=_run_process, args=(work, barrier, queue)) for work in works]
+        started = time.monotonic()
         for child in children:
             child.start()
         try:
@@ -93,7 +94,10 @@ class PyLoad:
             errors += result.errors
             total_ok += result.total_ok
         first_error = next((r.first_error for r in results if r.first_error), "")
-        measurement = Measurement.from_latencies(self.name, seconds, latencies, errors, seen)
+        # The children start measuring after spawning, connecting and warming up: about this window.
+        ended = time.monotonic()
+        measurement = Measurement.from_latencies(self.name, seconds, latencies, errors, seen,
+                                                 (max(started, ended - seconds), ended))
         return PyLoadResult(measurement, total_ok, first_error)
 
 

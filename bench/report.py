@@ -24,6 +24,7 @@ class Row:
     sql: Measurement | None  # smallest transaction through psycopg
     pgbench: Measurement | None  # the same SQL through pgbench, for reference
     per_call: int = 1  # licenses per call (CreateLicenses quantity)
+    other_cpu: float = float("nan")  # share of the machine's CPU other work used during the measured run
 
     @property
     def ceiling(self) -> float:
@@ -44,6 +45,7 @@ class Row:
             "sql_ceiling": self.sql.to_json() if self.sql else None,
             "pgbench": self.pgbench.to_json() if self.pgbench else None,
             "ceiling": round(self.ceiling, 1), "ratio": round(self.ratio, 3),
+            "other_cpu": None if math.isnan(self.other_cpu) else round(self.other_cpu, 3),
         }
 
 
@@ -76,10 +78,12 @@ class Report:
     plans: list[str] = field(default_factory=list)  # PostgreSQL's plan of each ListLicenses page query
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    other_cpu: float = float("nan")  # over the whole run
 
     def to_json(self) -> dict[str, Any]:
         return {
             "machine": self.machine, "settings": self.settings, "run_seconds": round(self.seconds, 1),
+            "other_cpu": None if math.isnan(self.other_cpu) else round(self.other_cpu, 3),
             "rows": [r.to_json() for r in self.rows],
             "list_page_cost": [{"page": c.page, "big": c.big.operation, "small": c.small.operation,
                                 "cost_ratio": round(c.cost_ratio, 3), "p50_ratio": round(c.p50_ratio, 3)}
@@ -96,7 +100,7 @@ class Report:
     def render(self) -> str:
         out = [_machine_line(self.machine), ""]
         header = ("operation", "load generator", "conns", "req/s", "p50 ms", "p99 ms", "RPC ceil", "(conns)",
-                  "SQL ceil", "pgbench", "ceiling", "ratio")
+                  "SQL ceil", "pgbench", "ceiling", "ratio", "other CPU")
         table = [header]
         for r in self.rows:
             table.append((
@@ -104,6 +108,7 @@ class Report:
                 _ms(r.load.p99_ms), _rate(r.rpc.rps) if r.rpc else "-", (r.rpc.spread or "-") if r.rpc else "-",
                 _rate(r.sql.rps, r.per_call) if r.sql else "-",
                 _rate(r.pgbench.rps, r.per_call) if r.pgbench else "-", _rate(r.ceiling), f"{r.ratio:.2f}",
+                "-" if math.isnan(r.other_cpu) else f"{100 * r.other_cpu:.0f}%",
             ))
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
         for n, row in enumerate(table):
@@ -117,6 +122,8 @@ class Report:
         out.append("ceiling = RPC ceiling for reads, min(RPC, SQL) for writes; ratio = req/s / ceiling.")
         out.append("conns = the load generator's connections per server process during the run (the kernel spreads "
                    "connections, not calls); (conns) the same for the RPC ceiling.")
+        out.append(f"other CPU = share of the machine's CPU that work outside the benchmark used during the row's run "
+                   f"(whole run: {_share(self.other_cpu)}); above a few % the row's figures are low.")
         out.append("")
         out.extend(self._targets())
         if self.notes:
@@ -187,6 +194,10 @@ def _rate(value: float, per_call: int = 1) -> str:
 
 def _ms(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.1f}"
+
+
+def _share(value: float) -> str:
+    return "-" if math.isnan(value) else f"{100 * value:.0f}%"
 
 
 def _verdict(ok: bool) -> str:

@@ -11,12 +11,13 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from types import FrameType
 from typing import TypeVar
 
 import grpc
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from . import data, events, scenarios
 from .h2load import H2Load, h2load_binary, h2load_version
@@ -31,6 +32,7 @@ from .infra import (
     postgres_server_url,
     wait_for_connections,
 )
+from .machine_load import MachineLoad
 from .pyload import PyLoad
 from .report import Report, machine
 from .settings import BenchSettings
@@ -91,6 +93,8 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         step("PostgreSQL, NATS, a fresh database")
         database_url = stack.enter_context(fresh_database(postgres_server_url()))
+        load = stack.enter_context(MachineLoad(str(conninfo_to_dict(database_url)["dbname"])))
+        run_started = time.monotonic()
         stream = stack.enter_context(event_stream(stack.enter_context(nats_server())))
         step(f"account and apps; COPY {settings.rows:,} + {settings.small_rows:,} licenses")
         account = data.create_account(database_url)
@@ -121,6 +125,9 @@ def main() -> int:
         if runs := data.autovacuum_runs(database_url):
             run.report.notes.append(f"autovacuum/autoanalyze ran during the run (it takes CPU from whatever was "
                                     f"measured then): {runs}")
+        report = run.report
+        report.rows = [replace(r, other_cpu=load.other_share(*r.load.window)) for r in report.rows]
+        report.other_cpu = load.other_share(run_started, time.monotonic())
         step("cleaning up: dropping the database, deleting the stream")
 
     run.report.seconds = time.monotonic() - _STARTED

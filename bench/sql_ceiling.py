@@ -112,7 +112,7 @@ async def _psycopg(database_url: str, tx: Transaction, concurrency: int, seconds
     finally:
         for connection in connections:
             await connection.close()
-    return Measurement.from_latencies("psycopg", seconds, latencies, errors)
+    return Measurement.from_latencies("psycopg", seconds, latencies, errors, window=(measure_from, end))
 
 
 def run_pgbench(database_url: str, tx: Transaction, concurrency: int, seconds: float, warmup: float,
@@ -155,4 +155,7 @@ def run_pgbench(database_url: str, tx: Transaction, concurrency: int, seconds: f
     window = (first + warmup, first + warmup + seconds)
     inside = [latency for start, latency in records if window[0] <= start < window[1]]
     latencies = [latency for latency in inside if latency is not None]
-    return Measurement.from_latencies("pgbench", seconds, latencies, len(inside) - len(latencies))
+    to_monotonic = time.monotonic() - time.time()  # pgbench logs wall-clock times
+    window_monotonic = (window[0] + to_monotonic, window[1] + to_monotonic)
+    return Measurement.from_latencies("pgbench", seconds, latencies, len(inside) - len(latencies),
+                                      window=window_monotonic)

@@ -23,6 +23,7 @@ class Measurement:
     p50_ms: float
     p99_ms: float
     spread: str = ""  # client connections per server process during the run, e.g. "5/3"
+    window: tuple[float, float] = (0.0, 0.0)  # time.monotonic() at the start and end of the measured run
 
     @property
     def rps(self) -> float:
@@ -30,10 +31,12 @@ class Measurement:
 
     @classmethod
     def from_latencies(cls, generator: str, seconds: float, latencies_ms: list[float], errors: int,
-                       spread: str = "") -> Measurement:
+                       spread: str = "", window: tuple[float, float] = (0.0, 0.0)) -> Measurement:
         latencies_ms.sort()
         return cls(generator, seconds, len(latencies_ms), errors,
-                   percentile(latencies_ms, 0.50), percentile(latencies_ms, 0.99), spread)
+                   percentile(latencies_ms, 0.50), percentile(latencies_ms, 0.99), spread, window)
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "rps": round(self.rps, 1)}
+        fields = asdict(self)
+        del fields["window"]
+        return {**fields, "rps": round(self.rps, 1)}
