@@ -242,18 +242,31 @@ def list_licenses(ctx: Context) -> tuple[list[Row], list[PageCost], list[str]]:
     return list(rows.values()), costs, plans
 
 
+def _page_query() -> str:
+    """The server's own keyset page query (repository.LICENSE_PAGE), so the plan shown is the plan it
+    gets; a plain equivalent should that statement move."""
+    try:
+        from sqlalchemy.dialects.postgresql.psycopg import dialect
+
+        from server.adapters.repository import LICENSE_PAGE
+    except ImportError:
+        return "SELECT * FROM licenses WHERE app_id = %(app_id)s AND id > %(after_id)s ORDER BY id LIMIT %(limit)s"
+    return str(LICENSE_PAGE.compile(dialect=dialect()))
+
+
 def _page_plan(database_url: str, app: uuid.UUID, after: int) -> str:
-    """How PostgreSQL runs the keyset page query (repository.page's shape) for these values: a page
-    should be an index range scan on (app_id, id), whatever the app's size and place in the table."""
+    """How PostgreSQL runs the page query with these values (as the server sends it: unprepared, so
+    planned with its values): it should be an index range scan on (app_id, id), whatever the app's
+    size and place in the table."""
     with psycopg.connect(database_url) as connection:
-        plan = connection.execute(
-            f"EXPLAIN (ANALYZE, FORMAT JSON) SELECT * FROM licenses WHERE app_id = %s AND id > %s "
-            f"ORDER BY id LIMIT {PAGE + 1}", (app, after)).fetchone()[0][0]  # type: ignore[index]
+        plan = connection.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {_page_query()}",
+                                  {"app_id": app, "after_id": after, "limit": PAGE + 1},
+                                  prepare=False).fetchone()[0][0]  # type: ignore[index]
     scans = []
     nodes = [plan["Plan"]]
     while nodes:
         node = nodes.pop()
-        if "Index Name" in node:
+        if "Index Name" in node and node.get("Relation Name") == "licenses":
             removed = node.get("Rows Removed by Filter", 0)
             scans.append(f"{node['Node Type']} on {node['Index Name']}"
                          + (f", {removed:,} rows removed by filter" if removed else ""))
