@@ -17,9 +17,10 @@ from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
 from licensing.v1 import licenses_pb2 as pb
+from server.adapters.local_services import EventStream
 
 from .data import copy_outbox_backlog
-from .infra import EventStream, relay_process
+from .infra import relay_process
 from .stats import percentile
 
 UPDATE = "/licensing.v1.LicenseService/UpdateLicense"

@@ -3,7 +3,6 @@ starts them (tests/conftest.py, tests/e2e/conftest.py), all undone by the ExitSt
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -12,54 +11,22 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import nats
 import psutil
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from nats.js.errors import NotFoundError
 
-from server.adapters.embedded_nats import EmbeddedNats, free_port, port_is_open
-from server.adapters.embedded_postgres import database_url_for, start_embedded_postgres
-from server.adapters.migrate import migrate
+from server.adapters.embedded_nats import free_port
+from server.adapters.local_services import EventStream
 from server.adapters.signing import new_signing_key_entry
 
 from .ceiling_server import METHOD as CEILING_METHOD
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-LOCAL_NATS = "nats://127.0.0.1:4222"
-
-
-def postgres_server_url() -> str:
-    """TEST_DATABASE_URL, else 127.0.0.1:5432 when it answers, else an embedded PostgreSQL (as the tests)."""
-    if url := os.environ.get("TEST_DATABASE_URL"):
-        return url
-    if port_is_open("127.0.0.1", 5432):
-        return LOCAL_POSTGRES
-    return start_embedded_postgres(ROOT / ".data" / "test-postgres", keep_running=False)
-
-
-@contextlib.contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """A new, migrated database on the server; dropped (connections and all) on exit."""
-    name = f"licensing_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = database_url_for(server_url, name)
-        migrate(url)
-        yield url
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def wait_for_connections(database_url: str, needed: int, timeout: float = 300) -> None:
     """Waits until PostgreSQL has `needed` connection slots free. The server may be shared (the
     tests use the same one): starting while it is full would fail with "too many clients"."""
@@ -77,52 +44,6 @@ def wait_for_connections(database_url: str, needed: int, timeout: float = 300) -
             raise TimeoutError(f"PostgreSQL has {free} free connections, {needed} needed")
         print(f"    waiting: PostgreSQL has {free} free connections, {needed} needed", flush=True)
         time.sleep(5)
-
-
-@contextlib.contextmanager
-def nats_server() -> Iterator[str]:
-    """NATS_URL, else 127.0.0.1:4222 when it answers, else an embedded nats-server (as the tests)."""
-    if url := os.environ.get("NATS_URL"):
-        yield url
-    elif port_is_open("127.0.0.1", 4222):
-        yield LOCAL_NATS
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench-nats-") as data:
-            server = EmbeddedNats(Path(data)).start()
-            try:
-                yield server.url
-            finally:
-                server.stop()
-
-
-@dataclass(frozen=True)
-class EventStream:
-    nats_url: str
-    name: str
-    prefix: str
-
-    def env(self) -> dict[str, str]:
-        return {"NATS_URL": self.nats_url, "NATS_STREAM": self.name, "NATS_SUBJECT_PREFIX": self.prefix}
-
-
-@contextlib.contextmanager
-def event_stream(nats_url: str) -> Iterator[EventStream]:
-    """A stream name of the run's own (the relay creates the stream); deleted on exit."""
-    tag = uuid.uuid4().hex[:12]
-    stream = EventStream(nats_url, f"LICENSING_BENCH_{tag}", f"licensing_bench_{tag}.events")
-    try:
-        yield stream
-    finally:
-        asyncio.run(_delete_stream(stream))
-
-
-async def _delete_stream(stream: EventStream) -> None:
-    client = await nats.connect(stream.nats_url)
-    try:
-        with contextlib.suppress(NotFoundError):
-            await client.jetstream().delete_stream(stream.name)
-    finally:
-        await client.close()
 
 
 @dataclass

@@ -19,19 +19,11 @@ import grpc
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from server.adapters.local_services import EventStream, event_stream, fresh_database, nats_server, postgres_server_url
+
 from . import data, events, scenarios
 from .h2load import H2Load, h2load_binary, h2load_version
-from .infra import (
-    EventStream,
-    ceiling_server,
-    event_stream,
-    fresh_database,
-    licensing_server,
-    logged_problems,
-    nats_server,
-    postgres_server_url,
-    wait_for_connections,
-)
+from .infra import ceiling_server, licensing_server, logged_problems, wait_for_connections
 from .machine_load import MachineLoad
 from .pyload import PyLoad
 from .report import Report, machine
@@ -92,10 +84,10 @@ def main() -> int:
 
     with contextlib.ExitStack() as stack:
         step("PostgreSQL, NATS, a fresh database")
-        database_url = stack.enter_context(fresh_database(postgres_server_url()))
+        database_url = stack.enter_context(fresh_database(postgres_server_url(), "licensing_bench"))
         load = stack.enter_context(MachineLoad(str(conninfo_to_dict(database_url)["dbname"])))
         run_started = time.monotonic()
-        stream = stack.enter_context(event_stream(stack.enter_context(nats_server())))
+        stream = stack.enter_context(event_stream(stack.enter_context(nats_server()), "licensing_bench"))
         step(f"account and apps; COPY {settings.rows:,} + {settings.small_rows:,} licenses")
         account = data.create_account(database_url)
         fixtures = scenarios.load_fixtures(settings, database_url, account)
