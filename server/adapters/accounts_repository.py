@@ -5,15 +5,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import LargeBinary, any_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .tables import accounts, api_tokens, apps
 
-# A live token by the hash of its bearer token: shared with the hot read path. Revocation and
-# expiry are checked by the database on every call, so they take effect at once.
-LIVE_TOKEN = select(api_tokens.c.id, api_tokens.c.account_id, api_tokens.c.scopes).where(
-    api_tokens.c.token_hash == bindparam("token_hash"),
+# Live tokens by the hashes of their bearer tokens: the hot read path looks up every waiting call's
+# token in one query. Revocation and expiry are checked by the database on every call, so they take
+# effect at once.
+LIVE_TOKENS = select(api_tokens.c.token_hash, api_tokens.c.id, api_tokens.c.account_id, api_tokens.c.scopes).where(
+    api_tokens.c.token_hash == any_(bindparam("token_hashes", type_=ARRAY(LargeBinary))),
     api_tokens.c.revoked_at.is_(None),
     or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > func.now()),
 )
@@ -24,7 +26,7 @@ class AccountsRepository:
         self.connection = connection
 
     async def account_of_token(self, token_hash: bytes) -> uuid.UUID | None:
-        row = (await self.connection.execute(LIVE_TOKEN, {"token_hash": token_hash})).one_or_none()
+        row = (await self.connection.execute(LIVE_TOKENS, {"token_hashes": [token_hash]})).one_or_none()
         return row.account_id if row else None
 
     async def create_account(self, name: str, credits: int) -> uuid.UUID:

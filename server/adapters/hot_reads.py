@@ -1,12 +1,14 @@
 """The reads every call makes (the caller's token, a license by key) on plain psycopg.
 
-Autocommit connections (no BEGIN/ROLLBACK round trips) and server-side prepared statements; the
+Concurrent calls' reads are gathered: one query for every token, one for every license waiting
+(`BatchLoader`). Autocommit connections (no BEGIN/ROLLBACK round trips) and server-side prepared statements; the
 SQL is compiled once from the same SQLAlchemy Core statements the unit of work uses, so the two
 paths cannot drift apart.
 """
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg.rows import namedtuple_row
@@ -16,17 +18,18 @@ from sqlalchemy.sql import Select
 
 from server.domain.licenses import License
 
-from .accounts_repository import LIVE_TOKEN
+from .accounts_repository import LIVE_TOKENS
+from .batching import BatchLoader
 from .db import statement_timeout_option
-from .repository import APP_OWNER, LICENSE_BY_KEY, LICENSE_PAGE, StoredLicense, license_of, stored_license
+from .repository import APP_OWNER, LICENSE_PAGE, LICENSES_BY_KEYS, StoredLicense, license_of, stored_license
 
 
 def _sql(statement: Select) -> str:  # type: ignore[type-arg]
     return str(statement.compile(dialect=psycopg_dialect()))
 
 
-_LIVE_TOKEN = _sql(LIVE_TOKEN)
-_LICENSE_BY_KEY = _sql(LICENSE_BY_KEY)
+_LIVE_TOKENS = _sql(LIVE_TOKENS)
+_LICENSES_BY_KEYS = _sql(LICENSES_BY_KEYS)
 _APP_OWNER = _sql(APP_OWNER)
 _LICENSE_PAGE = _sql(LICENSE_PAGE)
 _APP_OWNERS_CACHED = 100_000  # an app never changes owner, so a found owner can be kept
@@ -47,11 +50,25 @@ class HotReads:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
         self._app_owners: dict[uuid.UUID, uuid.UUID] = {}
+        self._tokens = BatchLoader(self._live_tokens)
+        self._licenses = BatchLoader(self._licenses_by_keys)
 
     async def live_token(self, token_hash: bytes) -> Any:
         """(id, account_id, scopes) of a live token, or None."""
+        return await self._tokens.load(token_hash)
+
+    async def license(self, key: str) -> StoredLicense | None:
+        return await self._licenses.load(key)
+
+    async def _live_tokens(self, token_hashes: Sequence[bytes]) -> dict[bytes, Any]:
         async with self._pool.connection() as connection:
-            return await (await connection.execute(_LIVE_TOKEN, {"token_hash": token_hash})).fetchone()
+            cursor = await connection.execute(_LIVE_TOKENS, {"token_hashes": list(token_hashes)})
+            return {row.token_hash: row for row in await cursor.fetchall()}
+
+    async def _licenses_by_keys(self, keys: Sequence[str]) -> dict[str, StoredLicense]:
+        async with self._pool.connection() as connection:
+            rows = await (await connection.execute(_LICENSES_BY_KEYS, {"keys": list(keys)})).fetchall()
+        return {row.key: stored_license(row) for row in rows}
 
     async def app_owner(self, app_id: uuid.UUID) -> uuid.UUID | None:
         if owner := self._app_owners.get(app_id):
@@ -76,8 +93,3 @@ class HotReads:
                 _LICENSE_PAGE, {"app_id": app_id, "after_id": after_id, "limit": limit}, prepare=False
             )
             return [(row.id, license_of(row)) for row in await cursor.fetchall()]
-
-    async def license(self, key: str) -> StoredLicense | None:
-        async with self._pool.connection() as connection:
-            row = await (await connection.execute(_LICENSE_BY_KEY, {"key": key})).fetchone()
-        return stored_license(row) if row else None

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, literal_column, select, update
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy import Text, any_, bindparam, delete, func, insert, literal_column, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -43,6 +43,13 @@ LICENSE_BY_KEY = (
     select(*_LICENSE_COLUMNS, apps.c.account_id)
     .join(apps, apps.c.id == licenses.c.app_id)
     .where(licenses.c.key == bindparam("key"))
+)
+
+# Licenses by any of `keys`: the hot read path gathers concurrent reads into one query.
+LICENSES_BY_KEYS = (
+    select(*_LICENSE_COLUMNS, apps.c.account_id)
+    .join(apps, apps.c.id == licenses.c.app_id)
+    .where(licenses.c.key == any_(bindparam("keys", type_=ARRAY(Text))))
 )
 
 

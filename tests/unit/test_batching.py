@@ -1,0 +1,97 @@
+"""BatchLoader: concurrent lookups share one fetch; each caller gets its own key's answer."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from server.adapters.batching import BatchLoader
+
+
+class Squares:
+    """A fetch that records the keys of each call and knows every key but 13."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.calls: list[list[int]] = []
+        self.delay = delay
+
+    async def __call__(self, keys: Sequence[int]) -> dict[int, int]:
+        self.calls.append(list(keys))
+        await asyncio.sleep(self.delay)
+        return {k: k * k for k in keys if k != 13}
+
+
+def test_concurrent_loads_share_one_fetch_and_each_gets_its_own_answer() -> None:
+    async def scenario() -> tuple[list[int | None], list[list[int]]]:
+        fetch = Squares()
+        loader = BatchLoader(fetch)
+        answers = await asyncio.gather(*(loader.load(k) for k in (1, 2, 3, 2, 13)))
+        return answers, fetch.calls
+
+    answers, calls = asyncio.run(scenario())
+    assert answers == [1, 4, 9, 4, None]
+    assert calls == [[1, 2, 3, 13]]  # one fetch, each key once
+
+
+def test_a_lone_load_is_answered_without_waiting_for_company() -> None:
+    async def scenario() -> int | None:
+        return await asyncio.wait_for(BatchLoader(Squares()).load(5), timeout=1)
+
+    assert asyncio.run(scenario()) == 25
+
+
+def test_loads_arriving_while_a_fetch_runs_go_together_in_the_next() -> None:
+    async def scenario() -> list[list[int]]:
+        fetch = Squares(delay=0.05)
+        loader = BatchLoader(fetch)
+        first = asyncio.ensure_future(loader.load(1))
+        await asyncio.sleep(0.01)  # the first fetch is running
+        later = [asyncio.ensure_future(loader.load(k)) for k in (2, 3, 4)]
+        await asyncio.gather(first, *later)
+        return fetch.calls
+
+    assert asyncio.run(scenario()) == [[1], [2, 3, 4]]
+
+
+def test_batches_are_capped_at_max_batch() -> None:
+    async def scenario() -> list[list[int]]:
+        fetch = Squares()
+        loader = BatchLoader(fetch, max_batch=3)
+        await asyncio.gather(*(loader.load(k) for k in range(7)))
+        return fetch.calls
+
+    assert [len(keys) for keys in asyncio.run(scenario())] == [3, 3, 1]
+
+
+def test_a_failed_fetch_raises_to_every_caller_of_its_batch_and_the_next_batch_runs() -> None:
+    async def scenario() -> tuple[list[BaseException | int | None], int | None]:
+        failing = True
+
+        async def fetch(keys: Sequence[int]) -> dict[int, int]:
+            if failing:
+                raise ConnectionError("database down")
+            return {k: k for k in keys}
+
+        loader = BatchLoader(fetch)
+        results = await asyncio.gather(loader.load(1), loader.load(2), return_exceptions=True)
+        failing = False
+        return results, await loader.load(3)
+
+    results, after = asyncio.run(scenario())
+    assert all(isinstance(r, ConnectionError) for r in results)
+    assert after == 3
+
+
+def test_a_cancelled_caller_leaves_the_fetch_to_the_others() -> None:
+    async def scenario() -> int | None:
+        loader = BatchLoader(Squares(delay=0.05))
+        leaving = asyncio.ensure_future(loader.load(2))
+        staying = asyncio.ensure_future(loader.load(2))
+        await asyncio.sleep(0.01)
+        leaving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await leaving
+        return await staying
+
+    assert asyncio.run(scenario()) == 4
