@@ -19,6 +19,7 @@ from licensing.v1 import (
 from server.adapters.db import create_engine
 from server.adapters.hot_reads import HotReads, open_fast_pool
 from server.adapters.license_issuer import LicenseIssuer
+from server.adapters.license_writer import LicenseWriter
 from server.adapters.signing import Signer, new_signing_key_entry, parse_signing_keys
 from server.config import Settings
 from server.runtime import (
@@ -76,7 +77,7 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     auth = Authenticator(reads)
-    licenses_pb2_grpc.add_LicenseServiceServicer_to_server(LicenseServicer(LicenseService(engine, reads, LicenseIssuer(fast_pool)), auth), server)
+    licenses_pb2_grpc.add_LicenseServiceServicer_to_server(LicenseServicer(LicenseService(engine, reads, LicenseIssuer(fast_pool), LicenseWriter(fast_pool)), auth), server)
     validation_pb2_grpc.add_ValidationServiceServicer_to_server(
         ValidationServicer(ValidationService(engine, reads), auth, signer,
                            timedelta(seconds=settings.receipt_ttl_seconds)),
