@@ -24,8 +24,9 @@ class BatchLoader(Generic[K, V]):
     """`load(key)` answers what `fetch` returned for that key, or None when it returned nothing.
 
     `fetch` receives distinct keys, at most `max_batch` at a time, and at most `max_in_flight`
-    fetches run at once. A caller that is cancelled stops waiting; the query it joined runs on for
-    the others. An error of `fetch` is raised to every caller of that batch.
+    fetches run at once. A caller that is cancelled (its deadline passed) stops waiting; the query it
+    joined runs on for the others, and is cancelled once no caller is left to answer. An error of
+    `fetch` is raised to every caller of that batch.
     """
 
     def __init__(self, fetch: Fetch[K, V], *, max_batch: int = 256, max_in_flight: int = 1,
@@ -39,7 +40,7 @@ class BatchLoader(Generic[K, V]):
         self._loads = 0  # lookups so far: tells a round in which one joined from a quiet one
         self._in_flight = 0
         self._scheduled = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], dict[K, list[asyncio.Future[V | None]]]] = {}
 
     async def load(self, key: K) -> V | None:
         loop = asyncio.get_running_loop()
@@ -47,7 +48,22 @@ class BatchLoader(Generic[K, V]):
         self._waiting.setdefault(key, []).append(future)  # the same key twice: one answer for both
         self._loads += 1
         self._schedule(loop)
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self._abandon(key, future)
+            raise
+
+    def _abandon(self, key: K, future: asyncio.Future[V | None]) -> None:
+        """A caller left: forget its lookup, or stop its query if it was the last one waiting for it."""
+        if future in self._waiting.get(key, ()):
+            self._waiting[key].remove(future)
+            if not self._waiting[key]:
+                del self._waiting[key]
+            return
+        for task, batch in self._running.items():
+            if future in batch.get(key, ()) and not _pending(batch):
+                task.cancel()
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._waiting and not self._scheduled and self._in_flight < self._max_in_flight:
@@ -69,13 +85,16 @@ class BatchLoader(Generic[K, V]):
             batch = {key: self._waiting.pop(key) for key in keys}
             self._in_flight += 1
             task = loop.create_task(self._run(loop, batch))
-            self._tasks.add(task)  # a strong reference: the loop keeps only weak ones
-            task.add_done_callback(self._tasks.discard)
+            self._running[task] = batch  # also the strong reference a task needs: the loop keeps weak ones
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        del self._running[task]
 
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: dict[K, list[asyncio.Future[V | None]]]) -> None:
         try:
             found = await self._fetch(list(batch))
-        except asyncio.CancelledError:  # the server is stopping
+        except asyncio.CancelledError:  # no caller is left, or the server is stopping
             for future in _pending(batch):
                 future.cancel()
             raise

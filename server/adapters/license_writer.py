@@ -1,8 +1,10 @@
-"""A change of one license and its outbox event as one statement, made only if the license is still
-the version it was read at (optimistic concurrency).
+"""Changes of licenses and their outbox events as one statement, each made only if its license is
+still the version it was read at (optimistic concurrency).
 
 The unit of work takes the row lock, reads, writes and commits in five round trips; this takes one,
-and holds the row lock for that one statement only. The rule that decides the change stays in the
+and holds the row locks for that one statement only. Concurrent calls' changes go together in one
+statement and one commit (`BatchLoader`): the locks are taken in row id order, so two such
+statements never deadlock, and each change is still all or nothing with its event. The rule that decides the change stays in the
 domain: the caller reads the license, applies the rule, and asks to save the result "if unchanged".
 When another change committed in between, nothing is written and the caller reads again. Every
 change bumps `version`, so a version match means the row is exactly what the rule saw. The outbox
@@ -12,33 +14,51 @@ relay at commit.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from server.domain.caller import Caller
 from server.domain.licenses import EventType, License
 
+from .batching import BatchLoader
 from .repository import StoredLicense
 from .serialization import license_to_json
 
 _EVENT_COLUMNS = "event_id, event_type, account_id, actor_token_id, app_id, license_key, version, payload, created_at"
 _EVENT_VALUES = ("%(event_id)s, %(event_type)s, %(account_id)s, %(token_id)s, %(app_id)s, %(key)s, %(version)s, "
                  "%(payload)s, %(now)s")
+_COLUMNS = ("id", "read_version", "version", "revoked", "expires_at", "now", "unbind", "event_id", "event_type",
+            "account_id", "token_id", "app_id", "key", "payload")
 
 _SAVE = f"""
-WITH saved AS (
-    UPDATE licenses SET revoked = %(revoked)s, expires_at = %(expires_at)s, updated_at = %(now)s,
-                        version = %(version)s
-    WHERE id = %(id)s AND version = %(read_version)s
-    RETURNING id
+WITH change AS (
+    SELECT * FROM unnest(%(id)s::bigint[], %(read_version)s::bigint[], %(version)s::bigint[], %(revoked)s::bool[],
+                         %(expires_at)s::timestamptz[], %(now)s::timestamptz[], %(unbind)s::bool[],
+                         %(event_id)s::uuid[], %(event_type)s::text[], %(account_id)s::uuid[], %(token_id)s::uuid[],
+                         %(app_id)s::uuid[], %(key)s::text[], %(payload)s::jsonb[])
+        AS c(id, read_version, version, revoked, expires_at, now, unbind,
+             event_id, event_type, account_id, token_id, app_id, key, payload)
+), locked AS (
+    SELECT l.id FROM licenses l JOIN change c ON c.id = l.id ORDER BY l.id FOR UPDATE OF l
+), saved AS (
+    UPDATE licenses l SET revoked = c.revoked, expires_at = c.expires_at, updated_at = c.now, version = c.version
+    FROM change c
+    WHERE l.id = c.id AND l.version = c.read_version AND l.id IN (SELECT id FROM locked)
+    RETURNING l.id
 ), unbound AS (
-    DELETE FROM license_hwids WHERE %(unbind)s AND license_id IN (SELECT id FROM saved)
+    DELETE FROM license_hwids h USING change c
+    WHERE c.unbind AND h.license_id = c.id AND c.id IN (SELECT id FROM saved)
 ), event AS (
-    INSERT INTO outbox ({_EVENT_COLUMNS}) SELECT {_EVENT_VALUES} FROM saved
+    INSERT INTO outbox ({_EVENT_COLUMNS})
+    SELECT event_id, event_type, account_id, token_id, app_id, key, version, payload, now
+    FROM change WHERE id IN (SELECT id FROM saved)
 )
-SELECT count(*) AS written FROM saved
+SELECT id FROM saved
 """
 
 _REMOVE = f"""
@@ -51,30 +71,54 @@ SELECT count(*) AS written FROM removed
 """
 
 
+@dataclass(eq=False)  # each save is its own batch entry, even of the same license
+class _Save:
+    read: StoredLicense
+    changed: License
+    event: EventType
+    caller: Caller
+
+    def values(self) -> tuple[Any, ...]:
+        lic = self.changed
+        return (self.read.id, self.read.license.version, lic.version, lic.revoked, lic.expires_at, lic.updated_at,
+                bool(self.read.license.hwids) and not lic.hwids, uuid.uuid4(), self.event.value,
+                self.caller.account_id, self.caller.token_id, uuid.UUID(lic.app_id), lic.key,
+                Jsonb(license_to_json(lic)))
+
+
 class LicenseWriter:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
+        self._saves: BatchLoader[_Save, bool] = BatchLoader(self._save_all)
 
     async def save_if_unchanged(self, read: StoredLicense, changed: License, event: EventType, caller: Caller) -> bool:
         """Stores `changed` (revoked, expires_at, HWIDs cleared) with its event, unless the license is
         no longer the version `read` holds; False, writing nothing, then."""
-        return await self._write(_SAVE, read, changed, event, caller, {
-            "revoked": changed.revoked, "expires_at": changed.expires_at,
-            "unbind": bool(read.license.hwids) and not changed.hwids,
-        })
+        return bool(await self._saves.load(_Save(read, changed, event, caller)))
 
     async def remove_if_unchanged(self, read: StoredLicense, removed: License, caller: Caller) -> bool:
         """Deletes the license (its HWID bindings go with it) with its event, unless it changed since `read`."""
-        return await self._write(_REMOVE, read, removed, EventType.DELETED, caller, {})
-
-    async def _write(self, statement: str, read: StoredLicense, lic: License, event: EventType, caller: Caller,
-                     extra: dict[str, Any]) -> bool:
         params = {
-            "id": read.id, "read_version": read.license.version, "version": lic.version, "now": lic.updated_at,
-            "event_id": uuid.uuid4(), "event_type": event.value, "account_id": caller.account_id,
-            "token_id": caller.token_id, "app_id": uuid.UUID(lic.app_id), "key": lic.key,
-            "payload": Jsonb(license_to_json(lic)), **extra,
+            "id": read.id, "read_version": read.license.version, "version": removed.version, "now": removed.updated_at,
+            "event_id": uuid.uuid4(), "event_type": EventType.DELETED.value, "account_id": caller.account_id,
+            "token_id": caller.token_id, "app_id": uuid.UUID(removed.app_id), "key": removed.key,
+            "payload": Jsonb(license_to_json(removed)),
         }
         async with self._pool.connection() as connection:
-            row = await (await connection.execute(statement, params)).fetchone()
+            row = await (await connection.execute(_REMOVE, params)).fetchone()
         return bool(row and row.written)
+
+    async def _save_all(self, saves: Sequence[_Save]) -> dict[_Save, bool]:
+        # One change per license in a statement; a second one of the same license reads again and
+        # goes in a later statement (it would fail its version check after the first anyway).
+        first: dict[int, _Save] = {}
+        for save in saves:
+            first.setdefault(save.read.id, save)
+        columns = list(zip(*(save.values() for save in first.values())))
+        try:
+            async with self._pool.connection() as connection:
+                rows = await (await connection.execute(_SAVE, dict(zip(_COLUMNS, map(list, columns))))).fetchall()
+        except psycopg.errors.DeadlockDetected:  # with a change of the unit of work: neither is saved, both retry
+            return {save: False for save in saves}
+        saved = {row.id for row in rows}
+        return {save: save.read.id in saved and first[save.read.id] is save for save in saves}

@@ -238,6 +238,30 @@ def test_concurrent_updates_of_one_license_write_each_version_once(
     assert [r.version for r in _rows_of_key(db, key)] == list(range(1, 12))
 
 
+def test_concurrent_updates_of_many_licenses_write_each_version_once_in_order(
+    stub: Stub, make_account: MakeAccount, db: psycopg.Connection
+) -> None:
+    """Changes of different licenses share statements; changes of one license still serialize."""
+    account = make_account()
+    keys = [lic.key for lic in _create(stub, account, quantity=6)]
+    requests = [
+        pb.UpdateLicenseRequest(key=key, action=pb.LICENSE_ACTION_EXTEND, expires_at=timestamp(_later(days=d)))
+        for d in range(1, 9) for key in keys
+    ]
+
+    futures = [stub.UpdateLicense.future(r, metadata=account.auth, timeout=30) for r in requests]
+    answered: dict[str, list[int]] = {}
+    for future in futures:
+        lic = future.result().license
+        answered.setdefault(lic.key, []).append(lic.version)
+
+    for key in keys:
+        assert sorted(answered[key]) == list(range(2, 10))
+        rows = _rows_of_key(db, key)
+        assert [r.version for r in rows] == list(range(1, 10))  # outbox order is version order
+        assert stub.GetLicense(pb.GetLicenseRequest(key=key), metadata=account.auth).license.version == 9
+
+
 def test_concurrent_revokes_of_one_license_write_one_row(
     stub: Stub, make_account: MakeAccount, db: psycopg.Connection
 ) -> None:

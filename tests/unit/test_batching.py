@@ -95,3 +95,42 @@ def test_a_cancelled_caller_leaves_the_fetch_to_the_others() -> None:
         return await staying
 
     assert asyncio.run(scenario()) == 4
+
+
+def test_a_query_whose_callers_all_left_is_cancelled() -> None:
+    async def scenario() -> bool:
+        cancelled = asyncio.Event()
+
+        async def fetch(keys: Sequence[int]) -> dict[int, int]:
+            if not cancelled.is_set():
+                try:
+                    await asyncio.sleep(10)  # a statement waiting on a lock
+                except asyncio.CancelledError:
+                    cancelled.set()
+                    raise
+            return {k: k for k in keys}
+
+        loader = BatchLoader(fetch)
+        callers = [asyncio.ensure_future(loader.load(k)) for k in (1, 2)]
+        await asyncio.sleep(0.01)
+        for caller in callers:
+            caller.cancel()
+        await asyncio.wait_for(cancelled.wait(), timeout=1)
+        return await asyncio.wait_for(loader.load(3), timeout=1) == 3  # and the loader goes on
+
+    assert asyncio.run(scenario())
+
+
+def test_a_caller_that_leaves_before_its_query_starts_is_not_looked_up() -> None:
+    async def scenario() -> list[list[int]]:
+        fetch = Squares(delay=0.05)
+        loader = BatchLoader(fetch)
+        first = asyncio.ensure_future(loader.load(1))
+        await asyncio.sleep(0.01)  # the first fetch is running: the next lookups wait
+        leaving, staying = asyncio.ensure_future(loader.load(2)), asyncio.ensure_future(loader.load(3))
+        await asyncio.sleep(0)
+        leaving.cancel()
+        await asyncio.gather(first, staying)
+        return fetch.calls
+
+    assert asyncio.run(scenario()) == [[1], [3]]
