@@ -1,6 +1,7 @@
 """Protobuf messages to domain values and back. No rules here: only shapes."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -53,6 +54,25 @@ def license_message(lic: License, now: datetime) -> pb.License:
     message.created_at.FromDatetime(lic.created_at)
     message.updated_at.FromDatetime(lic.updated_at)
     return message
+
+
+def license_messages(licenses: list[License], now: datetime) -> list[pb.License]:
+    """Licenses created together differ only in their keys: a license equal to the first but for its
+    key is a copy of the first's message with its key, not converted again (the bulk of a create)."""
+    if not licenses:
+        return []
+    first = licenses[0]
+    template = license_message(first, now)
+    messages = [template]
+    for lic in licenses[1:]:
+        if replace(lic, key=first.key) != first:
+            messages.append(license_message(lic, now))
+            continue
+        message = pb.License()
+        message.CopyFrom(template)
+        message.key = lic.key
+        messages.append(message)
+    return messages
 
 
 def _binding(binding: HwidBinding) -> pb.HwidBinding:

@@ -13,7 +13,7 @@ from server.domain.clock import utcnow
 from server.service.auth import Authenticator
 from server.service.licenses import LicenseService
 
-from .convert import ACTIONS, license_message, optional_int, optional_time
+from .convert import ACTIONS, license_message, license_messages, optional_int, optional_time
 from .handler import rpc
 
 Context: TypeAlias = grpc.aio.ServicerContext  # type: ignore[type-arg]
@@ -38,7 +38,7 @@ class LicenseServicer(licenses_pb2_grpc.LicenseServiceServicer):
             now=now,
         )
         created = await self.licenses.create(caller, cmd)
-        return pb.CreateLicensesResponse(licenses=[license_message(lic, now) for lic in created])
+        return pb.CreateLicensesResponse(licenses=license_messages(created, now))
 
     @rpc(Scope.READ)
     async def ListLicenses(self, request: pb.ListLicensesRequest, context: Context, caller: Caller) -> pb.ListLicensesResponse:

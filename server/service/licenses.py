@@ -18,7 +18,7 @@ from server.domain import commands, licenses, limits
 from server.domain.caller import Caller
 from server.domain.clock import utcnow
 from server.domain.errors import BadRequest, Forbidden, NoCredits, NotFound
-from server.domain.keys import generate_key
+from server.domain.keys import generate_keys
 from server.domain.licenses import EventType, License
 from server.domain.pagination import decode_cursor, encode_cursor
 from server.service.ownership import ensure_app_owned
@@ -134,13 +134,14 @@ class LicenseService:
 
 
 def _new_licenses(cmd: commands.CreateLicenses, now: datetime) -> list[License]:
+    app_id = str(cmd.app_id)
     return [
         License(
-            key=generate_key(), app_id=str(cmd.app_id), revoked=False, expires_at=cmd.expires_at,
+            key=key, app_id=app_id, revoked=False, expires_at=cmd.expires_at,
             max_hwid_slots=cmd.max_hwid_slots, unlimited_hwid_slots=cmd.unlimited_hwid_slots,
             label=cmd.label, created_at=now, updated_at=now, version=1,
         )
-        for _ in range(cmd.quantity)
+        for key in generate_keys(cmd.quantity)
     ]
 
 

@@ -49,6 +49,14 @@ def test_generated_keys_are_unique() -> None:
     assert len(generated) == 1000
 
 
+def test_keys_generated_together_are_well_formed_distinct_and_vary_in_every_position() -> None:
+    generated = keys.generate_keys(500)
+    assert len(set(generated)) == 500
+    assert all(KEY_SHAPE.match(key) and set(key.replace("-", "")) <= set(keys.ALPHABET) for key in generated)
+    symbols = [key.replace("-", "") for key in generated]
+    assert [i for i in range(16) if len({s[i] for s in symbols}) < len(keys.ALPHABET) // 2] == []
+
+
 def test_generated_key_is_already_normalized() -> None:
     key = keys.generate_key()
     assert keys.normalize_key(key) == key
