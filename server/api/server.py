@@ -99,7 +99,7 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
              "plaintext" if credentials is None else "mutual TLS" if settings.tls_client_ca else "TLS")
     start_metrics(settings)
     relay = start_relay(settings)
-    database_watch = asyncio.create_task(watch_database(fast_pool, engine, health_servicer, ["", *SERVICE_NAMES]))
+    database_watch = asyncio.create_task(watch_database(database_url, fast_pool, engine, health_servicer, ["", *SERVICE_NAMES]))
 
     await wait_for_shutdown_signal()
 

@@ -1,6 +1,7 @@
 """JetStream: the stream the relay publishes into, created or updated at start-up."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import nats
@@ -50,10 +51,30 @@ class Publisher:
             info.config.subjects, info.config.duplicate_window = config.subjects, duplicate_window
             await self._js.update_stream(info.config)
 
-    async def publish(self, message: Message) -> PubAck:
-        return await self._js.publish(
-            message.subject, message.body, timeout=self._timeout, stream=self._stream, headers=dict(message.headers),
-        )
+    async def publish_all(self, messages: list[Message]) -> list[PubAck | Exception]:
+        """Sends every message at once and then waits for their acks together (one timeout for all):
+        the ack or the error of each, in order. A message not acked in time gets a TimeoutError."""
+        futures: list[asyncio.Future[PubAck]] = []
+        try:
+            for message in messages:
+                futures.append(await self._js.publish_async(
+                    message.subject, message.body, stream=self._stream, headers=dict(message.headers)))
+        except Exception as error:  # the connection is gone: what was not sent fails with its error
+            unsent: list[PubAck | Exception] = [error] * (len(messages) - len(futures))
+        else:
+            unsent = []
+        if futures:
+            await asyncio.wait(futures, timeout=self._timeout)
+        results: list[PubAck | Exception] = []
+        for future in futures:
+            if not future.done():
+                future.cancel()  # its ack may still come: the re-publish is dropped as a duplicate
+                results.append(TimeoutError("no JetStream ack in time"))
+            elif (failure := future.exception()) is not None:
+                results.append(failure if isinstance(failure, Exception) else RuntimeError(repr(failure)))
+            else:
+                results.append(future.result())
+        return results + unsent
 
     async def close(self) -> None:
         await self._client.close()

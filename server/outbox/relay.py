@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from nats.js.api import PubAck
 
 from . import metrics, store
 from .messages import OutboxRow, to_message
@@ -102,17 +103,43 @@ class Relay:
         return len(rows) == self.config.batch_size
 
     async def _publish(self, rows: list[OutboxRow], publisher: Publisher) -> tuple[list[int], set[str]]:
-        """Publishes each license's events in order, licenses concurrently.
+        """Publishes each license's events in order, licenses concurrently: in waves, the next event
+        of every license sent at once, the next wave after their acks.
 
         A failed event holds back the later events of its license (they would arrive out of
         order), not those of other licenses. Returns the published row ids and the failed licenses.
         """
-        chains: dict[str, list[OutboxRow]] = defaultdict(list)
+        chains: dict[str, deque[OutboxRow]] = defaultdict(deque)
         for row in rows:
             chains[row.license_key].append(row)
-        results = await asyncio.gather(*(self._publish_chain(chain, publisher) for chain in chains.values()))
-        published = [row_id for ids, _ in results for row_id in ids]
-        return published, {key for key, (_, failed) in zip(chains, results) if failed}
+        published: list[int] = []
+        failed: set[str] = set()
+        while chains:
+            wave = [chain.popleft() for chain in chains.values()]
+            started = time.perf_counter()
+            results = await publisher.publish_all([to_message(self.config.subject_prefix, row) for row in wave])
+            self._count(wave, results, time.perf_counter() - started)
+            for row, result in zip(wave, results):
+                if isinstance(result, Exception):
+                    log.warning("publishing event %s failed: %r", row.event_id, result)
+                    failed.add(row.license_key)
+                else:
+                    published.append(row.id)
+            chains = {key: chain for key, chain in chains.items() if chain and key not in failed}
+        return published, failed
+
+    @staticmethod
+    def _count(wave: list[OutboxRow], results: list[PubAck | Exception], seconds: float) -> None:
+        now = datetime.now(UTC)
+        for row, result in zip(wave, results):
+            if isinstance(result, Exception):
+                metrics.PUBLISH_ERRORS.inc()
+                continue
+            metrics.PUBLISH_LATENCY.observe(seconds)
+            metrics.COMMIT_TO_ACK.observe((now - row.created_at).total_seconds())
+            if result.duplicate:
+                metrics.DUPLICATES.inc()
+        metrics.PUBLISHED.inc(sum(1 for r in results if not isinstance(r, Exception)))
 
     def _held_keys(self) -> list[str]:
         """Licenses whose failed event waits for its retry time: the claim skips them, so that
@@ -128,24 +155,6 @@ class Relay:
         for key in failed:
             backoff = min(self.config.max_backoff_seconds, max(0.1, self._held.get(key, (0.0, 0.0))[1] * 2))
             self._held[key] = (now + backoff, backoff)
-
-    async def _publish_chain(self, chain: list[OutboxRow], publisher: Publisher) -> tuple[list[int], bool]:
-        done: list[int] = []
-        for row in chain:
-            started = time.perf_counter()
-            try:
-                ack = await publisher.publish(to_message(self.config.subject_prefix, row))
-            except Exception as error:
-                metrics.PUBLISH_ERRORS.inc()
-                log.warning("publishing event %s failed: %r", row.event_id, error)
-                return done, True
-            metrics.PUBLISH_LATENCY.observe(time.perf_counter() - started)
-            metrics.COMMIT_TO_ACK.observe((datetime.now(UTC) - row.created_at).total_seconds())
-            metrics.PUBLISHED.inc()
-            if ack.duplicate:
-                metrics.DUPLICATES.inc()
-            done.append(row.id)
-        return done, False
 
     async def _wait_for_commit(self, connection: psycopg.AsyncConnection) -> None:
         """Sleeps until a change commits (NOTIFY) or the poll interval passes, whichever is first."""
