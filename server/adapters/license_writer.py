@@ -89,7 +89,7 @@ class _Save:
 class LicenseWriter:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
-        self._saves: BatchLoader[_Save, bool] = BatchLoader(self._save_all)
+        self._saves: BatchLoader[_Save, bool] = BatchLoader(self._save_all, max_in_flight=4)
 
     async def save_if_unchanged(self, read: StoredLicense, changed: License, event: EventType, caller: Caller) -> bool:
         """Stores `changed` (revoked, expires_at, HWIDs cleared) with its event, unless the license is
