@@ -10,6 +10,7 @@ import signal
 
 from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
 
+from server.api.access_log import access_log
 from server.config import Settings
 from server.outbox.relay import Relay
 
@@ -40,6 +41,7 @@ def configure_logging(level: str, json_lines: bool = True) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    access_log.configure(json_lines)
 
 
 async def wait_for_shutdown_signal() -> None:

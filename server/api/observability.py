@@ -1,7 +1,6 @@
 """One JSON log line and two metrics per call of the API; no secrets or keys are ever logged."""
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from prometheus_client import Counter, Histogram
 
 from server.domain.caller import Caller
 
-access_log = logging.getLogger("licensing.access")
+from .access_log import access_log
 
 RPCS = Counter("licensing_rpc_total", "Calls of the API by method and status code", ["method", "code"])
 RPC_SECONDS = Histogram(
@@ -38,12 +37,11 @@ class CallRecord:
         seconds = time.perf_counter() - self.started
         RPCS.labels(self.method, self.code.name).inc()
         RPC_SECONDS.labels(self.method).observe(seconds)
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info("rpc", extra={"fields": {
-                "method": self.method,
-                "code": self.code.name,
-                "ms": round(seconds * 1000, 2),
-                "account": str(self.caller.account_id) if self.caller else None,
-                "token_id": str(self.caller.token_id) if self.caller else None,
-                "request_id": self.request_id,
-            }})
+        access_log.write({
+            "method": self.method,
+            "code": self.code.name,
+            "ms": round(seconds * 1000, 2),
+            "account": str(self.caller.account_id) if self.caller else None,
+            "token_id": str(self.caller.token_id) if self.caller else None,
+            "request_id": self.request_id,
+        })

@@ -1,0 +1,74 @@
+"""The access log: one JSON object per call, written in whole-line blocks that fit a pipe's atomic write."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from server.api.access_log import LOGGER_NAME, AccessLog
+
+FIELDS = {"method": "GetLicense", "code": "OK", "ms": 1.5, "account": None, "token_id": None, "request_id": "r1"}
+
+
+@pytest.fixture(autouse=True)
+def info_level() -> Iterator[None]:
+    logger = logging.getLogger(LOGGER_NAME)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    yield
+    logger.setLevel(level)
+
+
+def test_a_line_is_the_json_formatters_object_with_the_calls_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    AccessLog().write(FIELDS)  # no event loop: written at once
+    line = json.loads(capsys.readouterr().err)
+    assert list(line)[:5] == ["time", "level", "logger", "pid", "msg"]
+    assert (line["level"], line["logger"], line["msg"]) == ("INFO", LOGGER_NAME, "rpc")
+    assert {k: line[k] for k in FIELDS} == FIELDS
+
+
+def test_lines_wait_for_the_interval_then_go_out_together(capsys: pytest.CaptureFixture[str]) -> None:
+    async def scenario() -> tuple[str, str]:
+        log = AccessLog(interval=0.05)
+        for _ in range(3):
+            log.write(FIELDS)
+        before = capsys.readouterr().err
+        await asyncio.sleep(0.1)
+        return before, capsys.readouterr().err
+
+    before, after = asyncio.run(scenario())
+    assert before == ""
+    assert len(after.splitlines()) == 3
+
+
+def test_blocks_are_whole_lines_within_the_block_size() -> None:
+    writes: list[str] = []
+
+    class Recording:
+        def write(self, text: str) -> None:
+            writes.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    async def scenario() -> None:
+        log = AccessLog(interval=10, block_bytes=1000)
+        for _ in range(40):
+            log.write(FIELDS)
+        log.flush()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.stderr", Recording())
+        asyncio.run(scenario())
+    assert len(writes) > 1
+    assert all(len(w) <= 1000 and w.endswith("\n") for w in writes)
+    assert sum(len(w.splitlines()) for w in writes) == 40
+
+
+def test_nothing_is_written_above_info(capsys: pytest.CaptureFixture[str]) -> None:
+    logging.getLogger(LOGGER_NAME).setLevel(logging.WARNING)
+    AccessLog().write(FIELDS)
+    assert capsys.readouterr().err == ""
