@@ -148,6 +148,8 @@ def _scenarios(run: Run, ctx: scenarios.Context) -> None:
     if (got := run.attempt("GetLicense", lambda: scenarios.get_license(ctx))) is not None:
         rows.append(got[0])
         run.profiles.append(got[1])
+    if (row := run.attempt("GetLicense, distinct keys", lambda: scenarios.get_license_varied(ctx))) is not None:
+        rows.append(row)
     if (row := run.attempt("ValidateLicense", lambda: scenarios.validate_license(ctx))) is not None:
         rows.append(row)
     if (listed := run.attempt("ListLicenses", lambda: scenarios.list_licenses(ctx))) is not None:

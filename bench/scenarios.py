@@ -200,6 +200,18 @@ def get_license(ctx: Context) -> tuple[Row, str]:
     return ctx.row("GetLicense", "read", run.measurement, "point"), ctx.profile("GetLicense", GET, request)
 
 
+def get_license_varied(ctx: Context) -> Row:
+    """GetLicense of many distinct keys (the Python generator: h2load sends one fixed body). The
+    server gathers concurrent reads into one query; with one fixed key, concurrent calls share one
+    row too, so this row shows the batching without that help."""
+    lanes = [[pb.GetLicenseRequest(key=k).SerializeToString() for k in keys] for keys in ctx.fixtures.update_lanes]
+    s = ctx.settings
+    result = ctx.drivers.py.run(ctx.address, GET, ctx.account.metadata, lanes, s.seconds, s.warmup, ctx.server.spread)
+    _no_errors(GET, result)
+    distinct = sum(len(lane) for lane in lanes)
+    return ctx.row(f"GetLicense ({distinct:,} distinct keys)", "read", result.measurement, "point")
+
+
 def validate_license(ctx: Context) -> Row:
     f = ctx.fixtures
     request = vpb.ValidateLicenseRequest(app_id=str(ctx.account.apps["main"]), key=f.validate_key, hwid=f.hwid,
