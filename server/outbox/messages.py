@@ -1,7 +1,6 @@
 """Outbox rows as CloudEvents 1.0 binary-mode NATS messages with a protobuf `LicenseEvent` body."""
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,12 +14,14 @@ CONTENT_TYPE = "application/protobuf"
 
 @dataclass(frozen=True)
 class OutboxRow:
+    """An outbox row as the relay reads it: ids as text, which is all a message needs of them."""
+
     id: int
-    event_id: uuid.UUID
+    event_id: str
     event_type: str  # e.g. "license.revoked"
-    account_id: uuid.UUID
-    actor_token_id: uuid.UUID | None
-    app_id: uuid.UUID
+    account_id: str
+    actor_token_id: str | None
+    app_id: str
     license_key: str
     version: int
     payload: dict[str, Any]
@@ -42,26 +43,26 @@ def subject(prefix: str, row: OutboxRow) -> str:
 def to_message(prefix: str, row: OutboxRow) -> Message:
     lic = license_from_json(row.payload)
     event = events_pb2.LicenseEvent(
-        event_id=str(row.event_id),
+        event_id=row.event_id,
         type=row.event_type,
-        account_id=str(row.account_id),
-        app_id=str(row.app_id),
+        account_id=row.account_id,
+        app_id=row.app_id,
         license_key=row.license_key,
         version=row.version,
         license=license_message(lic, row.created_at),
-        actor_account_id=str(row.account_id),  # only an app's owner can change its licenses
-        actor_token_id=str(row.actor_token_id or ""),
+        actor_account_id=row.account_id,  # only an app's owner can change its licenses
+        actor_token_id=row.actor_token_id or "",
     )
     event.time.FromDatetime(row.created_at)
     headers = {
         "ce-specversion": "1.0",
-        "ce-id": str(row.event_id),
+        "ce-id": row.event_id,
         "ce-source": f"/licensing/apps/{row.app_id}",
         "ce-type": f"licensing.{row.event_type}.v1",
         "ce-subject": row.license_key,
         "ce-time": row.created_at.isoformat(),
         "ce-sequence": str(row.version),
         "content-type": CONTENT_TYPE,
-        "Nats-Msg-Id": str(row.event_id),  # JetStream drops a re-publish inside its duplicate window
+        "Nats-Msg-Id": row.event_id,  # JetStream drops a re-publish inside its duplicate window
     }
     return Message(subject(prefix, row), headers, event.SerializeToString())

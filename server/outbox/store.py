@@ -20,6 +20,16 @@ async def try_lead(connection: psycopg.AsyncConnection) -> bool:
     return bool(row and row[0])
 
 
+# An OutboxRow's columns, ids as text (all a message needs of them, without UUID objects).
+ROW_COLUMNS = ("id, event_id::text, event_type, account_id::text, actor_token_id::text, app_id::text, license_key, "
+               "version, payload, created_at")
+_CLAIM = f"""
+SELECT {ROW_COLUMNS}
+FROM outbox WHERE published_at IS NULL AND license_key <> ALL(%s)
+ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+"""
+
+
 async def claim(connection: psycopg.AsyncConnection, limit: int, skip_licenses: list[str]) -> list[OutboxRow]:
     """The oldest unpublished rows, except those of `skip_licenses`, locked until this transaction ends.
 
@@ -27,15 +37,7 @@ async def claim(connection: psycopg.AsyncConnection, limit: int, skip_licenses: 
     after a later id's is still picked up on the next pass.
     """
     async with connection.cursor(row_factory=class_row(OutboxRow)) as cursor:
-        await cursor.execute(
-            """
-            SELECT id, event_id, event_type, account_id, actor_token_id, app_id, license_key, version, payload,
-                   created_at
-            FROM outbox WHERE published_at IS NULL AND license_key <> ALL(%s)
-            ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
-            """,
-            (skip_licenses, limit),
-        )
+        await cursor.execute(_CLAIM, (skip_licenses, limit))
         return await cursor.fetchall()
 
 

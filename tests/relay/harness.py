@@ -34,6 +34,7 @@ from server.adapters.embedded_nats import free_port
 from server.adapters.serialization import license_to_json
 from server.domain.licenses import EventType, License
 from server.outbox.messages import OutboxRow, to_message
+from server.outbox.store import ROW_COLUMNS
 from tests.conftest import EventStream
 from tests.events import Received, read_events
 
@@ -96,11 +97,7 @@ def outbox_rows(database_url: str) -> list[OutboxRow]:
     """Every outbox row as the relay claims it, in id order."""
     with psycopg.connect(database_url, autocommit=True) as connection:
         with connection.cursor(row_factory=class_row(OutboxRow)) as cursor:
-            cursor.execute(
-                "SELECT id, event_id, event_type, account_id, actor_token_id, app_id, license_key, version, payload,"
-                " created_at"
-                " FROM outbox ORDER BY id"
-            )
+            cursor.execute(f"SELECT {ROW_COLUMNS} FROM outbox ORDER BY id")  # type: ignore[arg-type]
             return cursor.fetchall()
 
 
