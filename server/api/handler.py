@@ -12,10 +12,11 @@ import psycopg
 from sqlalchemy.exc import OperationalError
 
 from server.domain.caller import Caller, Scope
-from server.domain.errors import DomainError, Unauthenticated
+from server.domain.errors import BadRequest, DomainError, Unauthenticated
 
 from .errors import internal, to_status, unavailable
 from .observability import CallRecord
+from .registration import Undecodable
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ async def _call(method: Method[Request, Response], scope: Scope, servicer: Authe
     try:
         record.caller = await servicer.auth.authenticate(bearer_token(context))
         record.caller.require(scope)
+        if isinstance(request, Undecodable):
+            raise BadRequest.single(request.field, request.description)
         return await method(servicer, request, context, record.caller)
     except DomainError as error:
         status = to_status(error)

@@ -12,9 +12,7 @@ from grpc_reflection.v1alpha import reflection
 
 from licensing.v1 import (
     licenses_pb2,
-    licenses_pb2_grpc,
     validation_pb2,
-    validation_pb2_grpc,
 )
 from server.adapters.db import create_engine
 from server.adapters.hot_reads import HotReads, open_fast_pool
@@ -34,15 +32,15 @@ from server.service.validation import ValidationService
 
 from .database_health import watch_database
 from .license_servicer import LicenseServicer
+from .registration import add_servicer
 from .validation_servicer import ValidationServicer
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-SERVICE_NAMES = [
-    licenses_pb2.DESCRIPTOR.services_by_name["LicenseService"].full_name,
-    validation_pb2.DESCRIPTOR.services_by_name["ValidationService"].full_name,
-]
+LICENSE_SERVICE = licenses_pb2.DESCRIPTOR.services_by_name["LicenseService"]
+VALIDATION_SERVICE = validation_pb2.DESCRIPTOR.services_by_name["ValidationService"]
+SERVICE_NAMES = [LICENSE_SERVICE.full_name, VALIDATION_SERVICE.full_name]
 
 
 def with_signing_keys(settings: Settings) -> Settings:
@@ -77,12 +75,10 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     auth = Authenticator(reads)
-    licenses_pb2_grpc.add_LicenseServiceServicer_to_server(LicenseServicer(LicenseService(engine, reads, LicenseIssuer(fast_pool), LicenseWriter(fast_pool)), auth), server)
-    validation_pb2_grpc.add_ValidationServiceServicer_to_server(
-        ValidationServicer(ValidationService(engine, reads), auth, signer,
-                           timedelta(seconds=settings.receipt_ttl_seconds)),
-        server,
-    )
+    add_servicer(server, LICENSE_SERVICE, LicenseServicer(
+        LicenseService(engine, reads, LicenseIssuer(fast_pool), LicenseWriter(fast_pool)), auth))
+    add_servicer(server, VALIDATION_SERVICE, ValidationServicer(
+        ValidationService(engine, reads), auth, signer, timedelta(seconds=settings.receipt_ttl_seconds)))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
