@@ -108,4 +108,5 @@ idempotency = Table(
     Column("fingerprint", LargeBinary, nullable=False),
     Column("license_keys", ARRAY(Text), nullable=False),
     _ts("created_at"),
+    Index("idempotency_created_at", "created_at"),  # the expiry sweep, oldest first
 )

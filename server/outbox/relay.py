@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from nats.js.api import PubAck
 
+from server.domain import limits
+
 from . import metrics, store
 from .messages import OutboxRow, to_message
 from .publisher import Publisher
@@ -172,6 +174,9 @@ class Relay:
             self._next_retention = now + self.config.retention_every_seconds
             while await store.delete_published(connection, self.config.retention, self.config.retention_batch):
                 await asyncio.sleep(0)  # small batches: never one long delete holding locks
+            requests_kept = timedelta(hours=limits.IDEMPOTENCY_HOURS)
+            while await store.delete_expired_requests(connection, requests_kept, self.config.retention_batch):
+                await asyncio.sleep(0)
 
     def _grow_backoff(self) -> float:
         self._backoff = min(self.config.max_backoff_seconds, max(0.1, self._backoff * 2))

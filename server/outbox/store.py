@@ -59,6 +59,23 @@ async def delete_published(connection: psycopg.AsyncConnection, older_than: time
     return cursor.rowcount
 
 
+async def delete_expired_requests(connection: psycopg.AsyncConnection, older_than: timedelta, batch: int) -> int:
+    """Deletes up to `batch` idempotency records (request ids of creates) older than `older_than`.
+
+    A create checks a record's age itself, so an expired one is never honoured; this only keeps the
+    table from growing for ever. The active relay does it, as the one process with periodic sweeps.
+    """
+    cursor = await connection.execute(
+        """
+        DELETE FROM idempotency WHERE (account_id, request_id) IN (
+            SELECT account_id, request_id FROM idempotency WHERE created_at < now() - %s ORDER BY created_at LIMIT %s
+        )
+        """,
+        (older_than, batch),
+    )
+    return cursor.rowcount
+
+
 async def backlog(connection: psycopg.AsyncConnection) -> tuple[int, float]:
     """Unpublished rows, and the age in seconds of the oldest one (0 when none)."""
     row = await (await connection.execute(

@@ -4,6 +4,7 @@ Its first retention pass runs right after its first batch, so rows are backdated
 """
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -77,3 +78,34 @@ def test_unpublished_rows_are_never_deleted_however_old(
     assert sorted(r.event.event_id for r in stream_events(relay_stream, 3)) == sorted(
         str(w.event_id) for w in unpublished
     )
+
+
+def _request_ids(database_url: str, app: App, ages: Sequence[str]) -> list[uuid.UUID]:
+    """Idempotency records (request ids of creates) of the app's account, created `age` ago each."""
+    ids = [uuid.uuid4() for _ in ages]
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        for request_id, age in zip(ids, ages):
+            connection.execute(
+                "INSERT INTO idempotency (account_id, request_id, fingerprint, license_keys, created_at)"
+                " VALUES (%s, %s, '\\x00', '{}', now() - %s::interval)",
+                (app.account_id, request_id, age),
+            )
+    return ids
+
+
+def _kept(database_url: str, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        rows = connection.execute("SELECT request_id FROM idempotency WHERE request_id = ANY(%s)", (list(ids),))
+        return {row[0] for row in rows.fetchall()}
+
+
+def test_request_ids_older_than_their_24_hours_are_swept_and_younger_ones_kept(
+    relay_database: str, relay_stream: EventStream, app: App, start_relay: StartRelay,
+) -> None:
+    expired = _request_ids(relay_database, app, ["25 hours", "3 days"])
+    live = _request_ids(relay_database, app, ["1 hour", "23 hours"])
+
+    start_relay(relay_database, relay_stream)
+    wait_until(lambda: not _kept(relay_database, expired), 10, "request ids past 24 hours are deleted")
+
+    assert _kept(relay_database, live) == set(live)
