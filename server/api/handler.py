@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import grpc
@@ -53,9 +53,10 @@ def rpc(scope: Scope) -> Callable[[Method[Request, Response]], Handler[Request, 
 
 async def _call(method: Method[Request, Response], scope: Scope, servicer: AuthenticatedServicer,
                 request: Request, context: grpc.aio.ServicerContext) -> Response:
-    record = CallRecord.begin(method.__name__, context)
+    metadata = context.invocation_metadata() or ()
+    record = CallRecord.begin(method.__name__, metadata)
     try:
-        record.caller = await servicer.auth.authenticate(bearer_token(context))
+        record.caller = await servicer.auth.authenticate(bearer_token(metadata))
         record.caller.require(scope)
         if isinstance(request, Undecodable):
             raise BadRequest.single(request.field, request.description)
@@ -80,8 +81,8 @@ async def _call(method: Method[Request, Response], scope: Scope, servicer: Authe
     raise AssertionError("unreachable: abort_with_status raises")
 
 
-def bearer_token(context: grpc.aio.ServicerContext) -> str:
-    for name, value in context.invocation_metadata() or ():
+def bearer_token(metadata: Sequence[tuple[str, str | bytes]]) -> str:
+    for name, value in metadata:
         if name == "authorization":
             scheme, _, token = str(value).partition(" ")
             if scheme.lower() == "bearer" and token.strip():
