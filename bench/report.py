@@ -134,6 +134,11 @@ class Report:
 
     def _targets(self) -> list[str]:
         lines = ["targets:"]
+        for row in self.rows:
+            goal = _ratio_target(row.operation)
+            if goal is not None:
+                lines.append(f"  {row.operation:32} {row.ratio:5.2f} of its ceiling     target >= {goal:.1f}      "
+                             f"{_verdict(row.ratio >= goal)}")
         create100 = next((r for r in self.rows if r.per_call > 1), None)
         if create100:
             licenses = create100.load.rps * create100.per_call
@@ -198,6 +203,15 @@ def _ms(value: float) -> str:
 
 def _share(value: float) -> str:
     return "-" if math.isnan(value) else f"{100 * value:.0f}%"
+
+
+def _ratio_target(operation: str) -> float | None:
+    """The issue's ratio targets: reads >= 0.6 of the RPC ceiling, single changes >= 0.5 of min(RPC, SQL)."""
+    if operation.startswith(("GetLicense", "ValidateLicense")):
+        return 0.6
+    if operation.startswith("UpdateLicense") or operation == "CreateLicenses(1)":
+        return 0.5
+    return None
 
 
 def _verdict(ok: bool) -> str:

@@ -105,15 +105,17 @@ def main() -> int:
         with licensing_server(database_url, stream, settings.workers) as server:
             ctx = scenarios.Context(settings, database_url, account, fixtures, drivers, ceilings, server)
             _scenarios(run, ctx)
-            _lag(run, ctx, stream)
+            if settings.wants("lag"):
+                _lag(run, ctx, stream)
             step("stopping licensing serve")
         _server_log(run, "licensing serve")
 
-        run.report.relay = run.attempt(
-            f"relay: {settings.relay_events:,} events backlog, `licensing relay` alone",
-            lambda: events.measure_relay(database_url, stream, account.account_id, account.apps["relay"],
-                                         settings.relay_events))
-        _server_log(run, "licensing relay")
+        if settings.wants("relay"):
+            run.report.relay = run.attempt(
+                f"relay: {settings.relay_events:,} events backlog, `licensing relay` alone",
+                lambda: events.measure_relay(database_url, stream, account.account_id, account.apps["relay"],
+                                             settings.relay_events))
+            _server_log(run, "licensing relay")
         if runs := data.autovacuum_runs(database_url):
             run.report.notes.append(f"autovacuum/autoanalyze ran during the run (it takes CPU from whatever was "
                                     f"measured then): {runs}")
@@ -144,22 +146,27 @@ def _server_log(run: Run, name: str) -> None:
 
 def _scenarios(run: Run, ctx: scenarios.Context) -> None:
     """Reads first (no relay backlog yet), then writes, each followed by the relay's catch-up."""
-    rows = run.report.rows
-    if (got := run.attempt("GetLicense", lambda: scenarios.get_license(ctx))) is not None:
+    rows, wants = run.report.rows, ctx.settings.wants
+    if wants("get") and (got := run.attempt("GetLicense", lambda: scenarios.get_license(ctx))) is not None:
         rows.append(got[0])
         run.profiles.append(got[1])
-    if (row := run.attempt("GetLicense, distinct keys", lambda: scenarios.get_license_varied(ctx))) is not None:
+    if wants("get") and (row := run.attempt("GetLicense, distinct keys",
+                                            lambda: scenarios.get_license_varied(ctx))) is not None:
         rows.append(row)
-    if (row := run.attempt("ValidateLicense", lambda: scenarios.validate_license(ctx))) is not None:
+    if wants("validate") and (row := run.attempt("ValidateLicense",
+                                                 lambda: scenarios.validate_license(ctx))) is not None:
         rows.append(row)
-    if (listed := run.attempt("ListLicenses", lambda: scenarios.list_licenses(ctx))) is not None:
+    if wants("list") and (listed := run.attempt("ListLicenses", lambda: scenarios.list_licenses(ctx))) is not None:
         rows.extend(listed[0])
         run.report.page_costs.extend(listed[1])
         run.report.plans.extend(listed[2])
-    if (row := run.attempt("UpdateLicense", lambda: scenarios.update_license(ctx))) is not None:
-        rows.append(row)
-    run.drain(ctx, "UpdateLicense")
+    if wants("update"):
+        if (row := run.attempt("UpdateLicense", lambda: scenarios.update_license(ctx))) is not None:
+            rows.append(row)
+        run.drain(ctx, "UpdateLicense")
     for quantity in (1, 100):
+        if not wants(f"create{quantity}"):
+            continue
         created = run.attempt(f"CreateLicenses({quantity})", lambda: scenarios.create_licenses(ctx, quantity))
         if created is not None:
             rows.append(created[0])

@@ -21,7 +21,7 @@ from .infra import Server, wait_for_connections
 from .profile import profiling, summarize
 from .pyload import PyLoad, PyLoadResult
 from .report import PageCost, Row
-from .settings import BenchSettings
+from .settings import SQL_CEILING_OF, BenchSettings
 from .stats import Measurement
 
 SERVICE = "/licensing.v1.LicenseService"
@@ -147,7 +147,10 @@ def measure_ceilings(settings: BenchSettings, database_url: str, account: data.B
         "create100": sql_ceiling.create(account.account_id, account.apps["ceiling"], payload, 100),
         "update": sql_ceiling.update(account.account_id, payload, fixtures.ceiling_ids),
     }
+    needed = {SQL_CEILING_OF[scenario] for scenario in settings.only}
     for name, tx in transactions.items():
+        if name not in needed:
+            continue
         print(f"  SQL ceiling, {tx.name}")
         wait_for_connections(database_url, settings.concurrency + 5)
         py = sql_ceiling.run_psycopg(database_url, tx, settings.concurrency, settings.seconds, settings.warmup)

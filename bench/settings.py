@@ -14,6 +14,19 @@ def _float(name: str, default: float) -> float:
     return float(os.environ.get(name) or default)
 
 
+# BENCH_ONLY names, and the SQL ceiling each scenario is compared with.
+SQL_CEILING_OF = {"get": "point", "validate": "point", "list": "page", "update": "update", "create1": "create1",
+                  "create100": "create100", "lag": None, "relay": None}
+SCENARIOS = frozenset(SQL_CEILING_OF)
+
+
+def _only() -> frozenset[str]:
+    names = {n.strip() for n in os.environ.get("BENCH_ONLY", "").split(",") if n.strip()}
+    if unknown := names - SCENARIOS:
+        raise SystemExit(f"BENCH_ONLY: unknown {', '.join(sorted(unknown))}; known: {', '.join(sorted(SCENARIOS))}")
+    return frozenset(names) or SCENARIOS
+
+
 @dataclass(frozen=True)
 class BenchSettings:
     seconds: float  # measured time of each scenario
@@ -28,6 +41,10 @@ class BenchSettings:
     relay_events: int  # outbox backlog the relay scenario drains
     profile_dir: Path | None  # when set: py-spy profiles of the server under GetLicense and CreateLicenses(1)
     results: Path
+    only: frozenset[str] = SCENARIOS  # BENCH_ONLY: the scenarios to run (and the SQL ceilings they need)
+
+    def wants(self, scenario: str) -> bool:
+        return scenario in self.only
 
     @property
     def concurrency(self) -> int:
@@ -50,4 +67,5 @@ class BenchSettings:
             relay_events=_int("BENCH_RELAY_EVENTS", 50_000),
             profile_dir=Path(profile) if profile else None,
             results=Path(os.environ.get("BENCH_RESULTS") or Path(__file__).parent / "results.json"),
+            only=_only(),
         )
