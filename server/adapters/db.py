@@ -18,10 +18,18 @@ def statement_timeout_option(milliseconds: int) -> str:
     return f"-c statement_timeout={milliseconds}"
 
 
+def connection_wait_seconds(statement_timeout_ms: int) -> float:
+    """How long a call waits for a pooled connection: as long as a statement may run (30 s when
+    statements may run for ever). When PostgreSQL is down no connection comes, and calls should fail
+    UNAVAILABLE soon rather than hang until their deadline."""
+    return statement_timeout_ms / 1000 if statement_timeout_ms > 0 else 30.0
+
+
 def create_engine(database_url: str, pool_size: int = 10, statement_timeout_ms: int = 0) -> AsyncEngine:
     return create_async_engine(
         sqlalchemy_url(database_url),
         pool_size=pool_size,
+        pool_timeout=connection_wait_seconds(statement_timeout_ms),
         max_overflow=0,  # a fixed ceiling: every process's connections add up on the one PostgreSQL
         pool_pre_ping=False,  # a broken connection fails one call; pinging costs every call a round trip
         connect_args={"options": statement_timeout_option(statement_timeout_ms)},

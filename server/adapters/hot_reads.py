@@ -20,7 +20,7 @@ from server.domain.licenses import License
 
 from .accounts_repository import LIVE_TOKENS
 from .batching import BatchLoader
-from .db import statement_timeout_option
+from .db import connection_wait_seconds, statement_timeout_option
 from .repository import APP_OWNER, LICENSE_PAGE, LICENSES_BY_KEYS, StoredLicense, license_of, stored_license
 
 
@@ -39,6 +39,7 @@ async def open_fast_pool(database_url: str, size: int, statement_timeout_ms: int
     """Connections for single-statement work: autocommit, statements prepared on first use."""
     pool = AsyncConnectionPool(
         database_url, min_size=min(2, size), max_size=size, open=False, name="fast-path",
+        timeout=connection_wait_seconds(statement_timeout_ms),
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": namedtuple_row,
                 "options": statement_timeout_option(statement_timeout_ms)},
     )
