@@ -5,6 +5,7 @@ import enum
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from . import limits
 from .commands import parse_uuid
 from .errors import Violations
 from .keys import normalize_key
@@ -78,8 +79,8 @@ def judge(lic: License | None, check: Check, mode: Mode, now: datetime) -> Verdi
     binding = bound(lic, check.hwid)
     if binding is not None:
         return Verdict(Code.VALID, touch=now - binding.last_seen_at >= LAST_SEEN_RESOLUTION)
-    if lic.unlimited_hwid_slots:
-        return Verdict(Code.VALID, bind=True)  # never a mismatch; devices are recorded for visibility
+    if lic.unlimited_hwid_slots:  # never a mismatch; the first devices are recorded, for visibility
+        return Verdict(Code.VALID, bind=len(lic.hwids) < limits.UNLIMITED_RECORDED_DEVICES)
     if mode is Mode.VALIDATE and len(lic.hwids) < lic.max_hwid_slots:
         return Verdict(Code.VALID, bind=True)
     return Verdict(Code.HWID_MISMATCH)

@@ -17,6 +17,7 @@ import pytest
 
 from licensing.v1 import licenses_pb2 as lpb
 from licensing.v1 import validation_pb2 as vpb
+from server.domain import limits
 from tests.events import app_events
 from tests.support import (
     NEVER_ISSUED,
@@ -540,6 +541,22 @@ def test_unlimited_license_admits_twenty_devices(stub: Stub, validation: Validat
     lic = get(stub, account.auth, key)
     assert sorted(b.hwid for b in lic.hwids) == sorted(hwids)
     assert lic.version == 21
+
+
+def test_unlimited_license_records_its_first_devices_and_admits_the_rest_unrecorded(
+    stub: Stub, validation: Validation, make_account: MakeAccount, db: psycopg.Connection
+) -> None:
+    account = make_account()
+    key = issue(stub, account, unlimited_hwid_slots=True).key
+    recorded = limits.UNLIMITED_RECORDED_DEVICES
+    for _ in range(recorded):
+        validate(validation, account, key, new_hwid())
+
+    later = validate(validation, account, key, new_hwid())
+
+    assert (later.valid, later.code, later.seats_used) == (True, vpb.VALIDATION_CODE_VALID, recorded)
+    assert len(get(stub, account.auth, key).hwids) == recorded
+    assert len(outbox_events(db, key)) == 1 + recorded  # created, then one hwid_bound per recorded device
 
 
 def test_heartbeat_from_a_new_device_on_an_unlimited_license_is_valid_and_recorded(

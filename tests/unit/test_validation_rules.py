@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from server.adapters.signing import Signer, new_signing_key_entry, parse_signing_keys
+from server.domain import limits
 from server.domain.errors import BadRequest
 from server.domain.licenses import EventType, HwidBinding, License
 from server.domain.validation import (
@@ -154,6 +155,12 @@ def test_last_seen_resolution_is_one_minute() -> None:
 def test_judge_new_device_on_an_unlimited_license_is_valid_and_recorded(mode: Mode) -> None:
     lic = license_(*(f"d{i}" for i in range(50)), unlimited=True)
     assert judge(lic, check(), mode, NOW) == Verdict(Code.VALID, bind=True)
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_judge_new_device_on_an_unlimited_license_with_all_devices_recorded_is_valid_not_recorded(mode: Mode) -> None:
+    lic = license_(*(f"d{i}" for i in range(limits.UNLIMITED_RECORDED_DEVICES)), unlimited=True)
+    assert judge(lic, check(), mode, NOW) == Verdict(Code.VALID, bind=False)
 
 
 def test_judge_bound_device_on_an_unlimited_license_is_not_bound_again() -> None:
