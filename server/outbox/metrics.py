@@ -16,4 +16,7 @@ COMMIT_TO_ACK = Histogram(
     "licensing_outbox_lag_seconds", "From the change's transaction to JetStream acknowledgement",
     buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+HELD = Gauge("licensing_outbox_held_licenses",
+             "Licenses whose events wait behind one that failed to publish (a rejected event stays here)",
+             multiprocess_mode="max")
 ACTIVE = Gauge("licensing_outbox_relay_active", "1 when this process is the active relay", multiprocess_mode="max")

@@ -157,6 +157,7 @@ class Relay:
         for key in failed:
             backoff = min(self.config.max_backoff_seconds, max(0.1, self._held.get(key, (0.0, 0.0))[1] * 2))
             self._held[key] = (now + backoff, backoff)
+        metrics.HELD.set(len(self._held))
 
     async def _wait_for_commit(self, connection: psycopg.AsyncConnection) -> None:
         """Sleeps until a change commits (NOTIFY) or the poll interval passes, whichever is first."""

@@ -52,16 +52,18 @@ def test_a_rejected_event_holds_back_its_license_and_all_arrive_in_order_once_ac
     finally:
         writer.close()
 
-    start_relay(relay_database, relay_stream)
+    relay = start_relay(relay_database, relay_stream)
     wait_until(lambda: all(_published(relay_database, created + flowing)), 10, "the other licenses' events are out")
     time.sleep(0.5)  # a few more attempts at the rejected one
     assert _published(relay_database, [rejected, *held_back]) == [False] * 4
+    assert relay.metric("licensing_outbox_held_licenses") == 1.0
     so_far = stream_events(relay_stream, len(created + flowing), timeout=5)
     assert_stream_holds_exactly(so_far, created + flowing)
 
     set_max_msg_size(relay_stream, -1)  # the operator lifts the limit
     wait_until_drained(relay_database, timeout=20)
     received = stream_events(relay_stream, len(created + flowing) + 4)
+    wait_until(lambda: relay.metric("licensing_outbox_held_licenses") == 0.0, 5, "no license is held back")
 
     assert_stream_holds_exactly(received, created + flowing + [rejected, *held_back])
 
