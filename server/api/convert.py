@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -38,6 +38,15 @@ def optional_int(message: object, field_name: str) -> int | None:
     return getattr(message, field_name) if message.HasField(field_name) else None  # type: ignore[attr-defined]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def set_time(field: Timestamp, moment: datetime) -> None:
+    """`field.FromDatetime(moment)` for an aware datetime, a third of the cost (a list page sets ~150)."""
+    field.FromMicroseconds((moment - _EPOCH) // _MICROSECOND)
+
+
 def license_message(lic: License, now: datetime) -> pb.License:
     message = pb.License(
         key=lic.key,
@@ -50,9 +59,9 @@ def license_message(lic: License, now: datetime) -> pb.License:
         version=lic.version,
     )
     if lic.expires_at is not None:
-        message.expires_at.FromDatetime(lic.expires_at)
-    message.created_at.FromDatetime(lic.created_at)
-    message.updated_at.FromDatetime(lic.updated_at)
+        set_time(message.expires_at, lic.expires_at)
+    set_time(message.created_at, lic.created_at)
+    set_time(message.updated_at, lic.updated_at)
     return message
 
 
@@ -77,6 +86,6 @@ def license_messages(licenses: list[License], now: datetime) -> list[pb.License]
 
 def _binding(binding: HwidBinding) -> pb.HwidBinding:
     message = pb.HwidBinding(hwid=binding.hwid)
-    message.bound_at.FromDatetime(binding.bound_at)
-    message.last_seen_at.FromDatetime(binding.last_seen_at)
+    set_time(message.bound_at, binding.bound_at)
+    set_time(message.last_seen_at, binding.last_seen_at)
     return message

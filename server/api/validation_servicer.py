@@ -15,7 +15,7 @@ from server.domain.validation import Check, Code, Mode
 from server.service.auth import Authenticator
 from server.service.validation import Outcome, ValidationService
 
-from .convert import license_message
+from .convert import license_message, set_time
 from .handler import rpc
 
 Context: TypeAlias = grpc.aio.ServicerContext  # type: ignore[type-arg]
@@ -61,13 +61,13 @@ class ValidationServicer(validation_pb2_grpc.ValidationServiceServicer):
             key=check.key, app_id=check.app_id, hwid=check.hwid, valid=outcome.verdict.valid,
             code=_CODES[outcome.verdict.code], nonce=check.nonce,
         )
-        receipt.issued_at.FromDatetime(now)
+        set_time(receipt.issued_at, now)
         valid_until = now + self.receipt_ttl
         if lic is not None and lic.expires_at is not None:
-            receipt.license_expires_at.FromDatetime(lic.expires_at)
+            set_time(receipt.license_expires_at, lic.expires_at)
             if outcome.verdict.valid:
                 valid_until = min(valid_until, lic.expires_at)  # a cached "valid" must not outlive the license
-        receipt.valid_until.FromDatetime(valid_until)
+        set_time(receipt.valid_until, valid_until)
         payload = receipt.SerializeToString(deterministic=True)
         key_id, signature = self.signer.sign(payload)
         result = pb.ValidationResult(

@@ -7,7 +7,7 @@ from typing import Any
 
 from licensing.v1 import events_pb2
 from server.adapters.serialization import license_from_json
-from server.api.convert import license_message
+from server.api.convert import license_message, set_time
 
 CONTENT_TYPE = "application/protobuf"
 
@@ -53,7 +53,7 @@ def to_message(prefix: str, row: OutboxRow) -> Message:
         actor_account_id=row.account_id,  # only an app's owner can change its licenses
         actor_token_id=row.actor_token_id or "",
     )
-    event.time.FromDatetime(row.created_at)
+    set_time(event.time, row.created_at)
     headers = {
         "ce-specversion": "1.0",
         "ce-id": row.event_id,
