@@ -1,9 +1,9 @@
 """The reads every call makes (the caller's token, a license by key) on plain psycopg.
 
 Concurrent calls' reads are gathered: one query for every token, one for every license waiting
-(`BatchLoader`). Autocommit connections (no BEGIN/ROLLBACK round trips) and server-side prepared statements; the
-SQL is compiled once from the same SQLAlchemy Core statements the unit of work uses, so the two
-paths cannot drift apart.
+(`BatchLoader`). Autocommit connections (no BEGIN/ROLLBACK round trips) and server-side prepared
+statements; the SQL is compiled once from the same SQLAlchemy Core statements the unit of work
+uses, so the two paths cannot drift apart.
 """
 from __future__ import annotations
 

@@ -38,14 +38,8 @@ _LICENSE_COLUMNS = (
 
 APP_OWNER = select(apps.c.account_id).where(apps.c.id == bindparam("app_id"))
 
-# A license by key, with its owner: shared by the unit of work and the hot read path.
-LICENSE_BY_KEY = (
-    select(*_LICENSE_COLUMNS, apps.c.account_id)
-    .join(apps, apps.c.id == licenses.c.app_id)
-    .where(licenses.c.key == bindparam("key"))
-)
-
-# Licenses by any of `keys`: the hot read path gathers concurrent reads into one query.
+# Licenses by any of `keys`, with their owner: one statement for the unit of work and the hot read
+# path, which gathers concurrent calls' reads into one query.
 LICENSES_BY_KEYS = (
     select(*_LICENSE_COLUMNS, apps.c.account_id)
     .join(apps, apps.c.id == licenses.c.app_id)
@@ -137,17 +131,13 @@ class Repository:
             locked = select(licenses.c.id).where(licenses.c.key == key).with_for_update()
             if await self.connection.scalar(locked) is None:
                 return None
-        row = (await self.connection.execute(LICENSE_BY_KEY, {"key": key})).one_or_none()
+        row = (await self.connection.execute(LICENSES_BY_KEYS, {"keys": [key]})).one_or_none()
         return None if row is None else stored_license(row)
 
     async def licenses_by_keys(self, keys: Sequence[str]) -> list[License]:
-        rows = (await self.connection.execute(
-            select(*_LICENSE_COLUMNS, apps.c.account_id)
-            .join(apps, apps.c.id == licenses.c.app_id)
-            .where(licenses.c.key.in_(keys))
-            .order_by(licenses.c.id)
-        )).all()
-        return [license_of(row) for row in rows]
+        """In the order they were created."""
+        rows = (await self.connection.execute(LICENSES_BY_KEYS, {"keys": list(keys)})).all()
+        return [license_of(row) for row in sorted(rows, key=lambda row: row.id)]
 
     async def save(self, stored: StoredLicense, lic: License) -> None:
         await self.connection.execute(
@@ -181,7 +171,7 @@ class Repository:
 
 
 def stored_license(row: Any) -> StoredLicense:
-    """A row of LICENSE_BY_KEY, from SQLAlchemy or psycopg alike (attribute access)."""
+    """A row of LICENSES_BY_KEYS, from SQLAlchemy or psycopg alike (attribute access)."""
     return StoredLicense(row.id, row.account_id, license_of(row))
 
 
