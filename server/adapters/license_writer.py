@@ -30,19 +30,18 @@ from .repository import StoredLicense
 from .serialization import license_to_json
 
 _EVENT_COLUMNS = "event_id, event_type, account_id, actor_token_id, app_id, license_key, version, payload, created_at"
-_EVENT_VALUES = ("%(event_id)s, %(event_type)s, %(account_id)s, %(token_id)s, %(app_id)s, %(key)s, %(version)s, "
-                 "%(payload)s, %(now)s")
-_COLUMNS = ("id", "read_version", "version", "revoked", "expires_at", "now", "unbind", "event_id", "event_type",
-            "account_id", "token_id", "app_id", "key", "payload")
+# A change's values: the columns of its license row and of its outbox row (event ids come from
+# gen_random_uuid(), as in license_issuer.py).
+_FIELDS = ("id", "read_version", "version", "revoked", "expires_at", "now", "unbind", "event_type", "account_id",
+           "token_id", "app_id", "key", "payload")
 
 _SAVE = f"""
 WITH change AS (
     SELECT * FROM unnest(%(id)s::bigint[], %(read_version)s::bigint[], %(version)s::bigint[], %(revoked)s::bool[],
                          %(expires_at)s::timestamptz[], %(now)s::timestamptz[], %(unbind)s::bool[],
-                         %(event_id)s::uuid[], %(event_type)s::text[], %(account_id)s::uuid[], %(token_id)s::uuid[],
+                         %(event_type)s::text[], %(account_id)s::uuid[], %(token_id)s::uuid[],
                          %(app_id)s::uuid[], %(key)s::text[], %(payload)s::jsonb[])
-        AS c(id, read_version, version, revoked, expires_at, now, unbind,
-             event_id, event_type, account_id, token_id, app_id, key, payload)
+        AS c({", ".join(_FIELDS)})
 ), locked AS (
     SELECT l.id FROM licenses l JOIN change c ON c.id = l.id ORDER BY l.id FOR UPDATE OF l
 ), saved AS (
@@ -55,7 +54,7 @@ WITH change AS (
     WHERE c.unbind AND h.license_id = c.id AND c.id IN (SELECT id FROM saved)
 ), event AS (
     INSERT INTO outbox ({_EVENT_COLUMNS})
-    SELECT event_id, event_type, account_id, token_id, app_id, key, version, payload, now
+    SELECT gen_random_uuid(), event_type, account_id, token_id, app_id, key, version, payload, now
     FROM change WHERE id IN (SELECT id FROM saved)
 )
 SELECT id FROM saved
@@ -65,59 +64,61 @@ _REMOVE = f"""
 WITH removed AS (
     DELETE FROM licenses WHERE id = %(id)s AND version = %(read_version)s RETURNING id
 ), event AS (
-    INSERT INTO outbox ({_EVENT_COLUMNS}) SELECT {_EVENT_VALUES} FROM removed
+    INSERT INTO outbox ({_EVENT_COLUMNS})
+    SELECT gen_random_uuid(), %(event_type)s, %(account_id)s, %(token_id)s, %(app_id)s, %(key)s, %(version)s,
+           %(payload)s, %(now)s
+    FROM removed
 )
 SELECT count(*) AS written FROM removed
 """
 
 
 @dataclass(eq=False)  # each save is its own batch entry, even of the same license
-class _Save:
+class _Change:
     read: StoredLicense
     changed: License
     event: EventType
     caller: Caller
 
-    def values(self) -> tuple[Any, ...]:
+    def fields(self) -> dict[str, Any]:
         lic = self.changed
-        return (self.read.id, self.read.license.version, lic.version, lic.revoked, lic.expires_at, lic.updated_at,
-                bool(self.read.license.hwids) and not lic.hwids, uuid.uuid4(), self.event.value,
-                self.caller.account_id, self.caller.token_id, uuid.UUID(lic.app_id), lic.key,
-                Jsonb(license_to_json(lic)))
+        return {
+            "id": self.read.id, "read_version": self.read.license.version, "version": lic.version,
+            "revoked": lic.revoked, "expires_at": lic.expires_at, "now": lic.updated_at,
+            "unbind": bool(self.read.license.hwids) and not lic.hwids, "event_type": self.event.value,
+            "account_id": self.caller.account_id, "token_id": self.caller.token_id, "app_id": uuid.UUID(lic.app_id),
+            "key": lic.key, "payload": Jsonb(license_to_json(lic)),
+        }
 
 
 class LicenseWriter:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
-        self._saves: BatchLoader[_Save, bool] = BatchLoader(self._save_all, max_in_flight=4)
+        self._saves: BatchLoader[_Change, bool] = BatchLoader(self._save_all, max_in_flight=4)
 
     async def save_if_unchanged(self, read: StoredLicense, changed: License, event: EventType, caller: Caller) -> bool:
         """Stores `changed` (revoked, expires_at, HWIDs cleared) with its event, unless the license is
         no longer the version `read` holds; False, writing nothing, then."""
-        return bool(await self._saves.load(_Save(read, changed, event, caller)))
+        return bool(await self._saves.load(_Change(read, changed, event, caller)))
 
     async def remove_if_unchanged(self, read: StoredLicense, removed: License, caller: Caller) -> bool:
         """Deletes the license (its HWID bindings go with it) with its event, unless it changed since `read`."""
-        params = {
-            "id": read.id, "read_version": read.license.version, "version": removed.version, "now": removed.updated_at,
-            "event_id": uuid.uuid4(), "event_type": EventType.DELETED.value, "account_id": caller.account_id,
-            "token_id": caller.token_id, "app_id": uuid.UUID(removed.app_id), "key": removed.key,
-            "payload": Jsonb(license_to_json(removed)),
-        }
+        params = _Change(read, removed, EventType.DELETED, caller).fields()
         async with self._pool.connection() as connection:
             row = await (await connection.execute(_REMOVE, params)).fetchone()
         return bool(row and row.written)
 
-    async def _save_all(self, saves: Sequence[_Save]) -> dict[_Save, bool]:
+    async def _save_all(self, saves: Sequence[_Change]) -> dict[_Change, bool]:
         # One change per license in a statement; a second one of the same license reads again and
         # goes in a later statement (it would fail its version check after the first anyway).
-        first: dict[int, _Save] = {}
+        first: dict[int, _Change] = {}
         for save in saves:
             first.setdefault(save.read.id, save)
-        columns = list(zip(*(save.values() for save in first.values())))
+        rows_of_fields = [save.fields() for save in first.values()]
+        columns = {name: [fields[name] for fields in rows_of_fields] for name in _FIELDS}
         try:
             async with self._pool.connection() as connection:
-                rows = await (await connection.execute(_SAVE, dict(zip(_COLUMNS, map(list, columns))))).fetchall()
+                rows = await (await connection.execute(_SAVE, columns)).fetchall()
         except psycopg.errors.DeadlockDetected:  # with a change of the unit of work: neither is saved, both retry
             return {save: False for save in saves}
         saved = {row.id for row in rows}
