@@ -18,10 +18,9 @@ from pathlib import Path
 import grpc
 import psutil
 import psycopg
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.adapters.embedded_nats import free_port
-from server.adapters.local_services import EventStream
+from server.adapters.local_services import EventStream, wait_until_serving
 from server.adapters.signing import new_signing_key_entry
 
 from .ceiling_server import METHOD as CEILING_METHOD
@@ -132,7 +131,9 @@ def licensing_server(database_url: str, stream: EventStream, workers: int) -> It
     address, metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     env = server_env(database_url, stream, workers, GRPC_LISTEN=address, METRICS_LISTEN=metrics)
     with started([sys.executable, "-m", "server.cli", "serve"], env, "licensing serve") as process:
-        _wait_until_serving(address, process)
+        with grpc.insecure_channel(address) as channel:
+            wait_until_serving(channel, f"{process.name} on {address} (log: {LOG_DIR})",
+                               lambda: process.popen.poll() is not None, timeout=60)
         _wait_for_workers(process, workers)
         yield Server(address, metrics, process)
 
@@ -166,21 +167,6 @@ def connection_spread(pids: list[int], address: str) -> str:
             conns = psutil.Process(pid).net_connections("tcp")
             counts.append(sum(1 for c in conns if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port))
     return "/".join(str(n) for n in sorted(counts, reverse=True))
-
-
-def _wait_until_serving(address: str, process: Process) -> None:
-    deadline = time.monotonic() + 60
-    with grpc.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if process.popen.poll() is not None:
-                raise RuntimeError(f"{process.name} exited during start-up; see {LOG_DIR}")
-            try:
-                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                time.sleep(0.1)
-    raise TimeoutError(f"{process.name} on {address} did not become healthy")
 
 
 def _wait_until_answering(address: str, process: Process) -> None:

@@ -1,19 +1,23 @@
 """PostgreSQL and NATS for the tests and the benchmark: the configured ones, else the machine's own
 on their usual ports, else embedded ones; plus throwaway databases and streams that are removed
-when done. One place, so `make test` and `make bench` always find the same servers."""
+when done, and the wait for a started server to report healthy. One place, so `make test` and
+`make bench` always find the same servers."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import nats
 import psycopg
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nats.js.errors import NotFoundError
 
 from .embedded_nats import EmbeddedNats, port_is_open
@@ -95,3 +99,19 @@ async def _delete_stream(stream: EventStream) -> None:
             await client.jetstream().delete_stream(stream.name)
     finally:
         await client.close()
+
+
+def wait_until_serving(channel: grpc.Channel, name: str, exited: Callable[[], bool], timeout: float) -> None:
+    """Returns once the server behind `channel` reports SERVING (gRPC health); raises at once if
+    `exited()` says its process has ended, and after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    health = health_pb2_grpc.HealthStub(channel)
+    while time.monotonic() < deadline:
+        if exited():
+            raise RuntimeError(f"{name} exited during start-up")
+        try:
+            if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.RpcError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{name} did not become healthy within {timeout:.0f}s")
