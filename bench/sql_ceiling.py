@@ -24,8 +24,7 @@ from .stats import Measurement
 
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")  # :name, but not the `::` of a cast
 
-_OUTBOX = ("INSERT INTO outbox (event_id, event_type, account_id, app_id, license_key, version, payload, "
-           "published_at)")
+_OUTBOX = "INSERT INTO outbox (event_id, event_type, account_id, app_id, license_key, version, payload)"
 _NEW_KEY = "upper(substr(md5(random()::text), 1, 16))"  # unique enough; PostgreSQL does not check key format
 
 
@@ -47,7 +46,8 @@ def page_read(app_id: uuid.UUID, after: int, limit: int) -> Transaction:
 
 
 def create(account_id: uuid.UUID, app_id: uuid.UUID, payload: str, quantity: int) -> Transaction:
-    """Debit the account, insert the licenses and their outbox rows (the trigger NOTIFYs): one statement,
+    """Debit the account, insert the licenses and their outbox rows (the trigger queues them
+    for the relay and NOTIFYs): one statement,
     one round trip, as small as these writes get."""
     sql = (
         f"WITH debit AS (UPDATE accounts SET credits = credits - {quantity} "
@@ -55,19 +55,19 @@ def create(account_id: uuid.UUID, app_id: uuid.UUID, payload: str, quantity: int
         f"new AS (INSERT INTO licenses (key, app_id, max_hwid_slots, unlimited_hwid_slots) "
         f"SELECT {_NEW_KEY}, :app, 1, false FROM generate_series(1, {quantity}) WHERE EXISTS (SELECT FROM debit) "
         f"RETURNING key) "
-        f"{_OUTBOX} SELECT gen_random_uuid(), 'license.created', :account, :app, key, 1, :payload::jsonb, now() FROM new"
+        f"{_OUTBOX} SELECT gen_random_uuid(), 'license.created', :account, :app, key, 1, :payload::jsonb FROM new"
     )
     params = {"account": str(account_id), "app": str(app_id), "payload": payload}
     return Transaction(f"create {quantity}", [sql], params)
 
 
 def update(account_id: uuid.UUID, payload: str, id_range: tuple[int, int]) -> Transaction:
-    """Flip one license's revoked flag, bump its version, write its outbox row (the trigger NOTIFYs)."""
+    """Flip one license's revoked flag, bump its version, write its outbox row (the trigger queues it)."""
     sql = (
         "WITH changed AS (UPDATE licenses SET revoked = NOT revoked, version = version + 1, updated_at = now() "
         "WHERE id = :id RETURNING key, app_id, version, revoked) "
         f"{_OUTBOX} SELECT gen_random_uuid(), CASE WHEN revoked THEN 'license.revoked' ELSE 'license.activated' END, "
-        ":account, app_id, key, version, :payload::jsonb, now() FROM changed"
+        ":account, app_id, key, version, :payload::jsonb FROM changed"
     )
     return Transaction("update 1", [sql], {"account": str(account_id), "payload": payload}, id_range=id_range)
 

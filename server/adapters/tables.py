@@ -95,10 +95,15 @@ outbox = Table(
     Column("version", BigInteger, nullable=False),
     Column("payload", JSONB, nullable=False),
     _ts("created_at"),
-    _ts("published_at", nullable=True),
     UniqueConstraint("license_key", "version", name="outbox_license_version"),
-    Index("outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
-    Index("outbox_published_at", "published_at", postgresql_where=text("published_at IS NOT NULL")),
+)
+
+# The ids of outbox rows not yet published (migration 0006: a trigger enqueues every new outbox
+# row; the relay deletes an id once JetStream has acked its event). The outbox row is written once
+# and never updated; its publish state lives here, in a row that is cheap to delete.
+outbox_pending = Table(
+    "outbox_pending", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
 )
 
 idempotency = Table(

@@ -53,7 +53,7 @@ class UnitOfWork(Repository):
             }
             for e in self._events
         ]
-        # The outbox_notify trigger (migration 0003) NOTIFYs the relay when this commits.
+        # The outbox_enqueue trigger (migration 0006) queues the row for the relay and NOTIFYs it at commit.
         await self.connection.execute(insert(outbox), rows)
         self._events.clear()
 

@@ -1,4 +1,4 @@
-"""Every committed outbox insert wakes the relay; a rolled-back one does not."""
+"""Every committed outbox insert is queued for the relay (outbox_pending) and wakes it; a rolled-back one neither."""
 import psycopg
 
 from server.adapters.serialization import license_to_json
@@ -30,3 +30,19 @@ def test_rolled_back_outbox_insert_notifies_nobody(database_url: str) -> None:
         with writer.transaction(force_rollback=True):
             _insert_event(writer, "TEST-NOTI-FY00-0002")
         assert list(listener.notifies(timeout=0.5, stop_after=1)) == []
+
+
+def _pending(connection: psycopg.Connection) -> set[str]:
+    rows = connection.execute("SELECT o.license_key FROM outbox_pending p JOIN outbox o ON o.id = p.id").fetchall()
+    return {key for (key,) in rows}
+
+
+def test_committed_outbox_rows_are_queued_for_the_relay_and_rolled_back_ones_are_not(database_url: str) -> None:
+    with psycopg.connect(database_url) as writer:
+        with writer.transaction():
+            _insert_event(writer, "TEST-QUEU-ED00-0001")
+            _insert_event(writer, "TEST-QUEU-ED00-0002")
+        with writer.transaction(force_rollback=True):
+            _insert_event(writer, "TEST-QUEU-ED00-0003")
+        assert {"TEST-QUEU-ED00-0001", "TEST-QUEU-ED00-0002"} <= _pending(writer)
+        assert "TEST-QUEU-ED00-0003" not in _pending(writer)

@@ -82,11 +82,22 @@ def new_keys(count: int) -> list[str]:
 
 
 def backlog(database_url: str) -> int:
-    """Outbox rows not yet marked published."""
+    """Outbox rows not yet marked published (their ids still in outbox_pending)."""
     with psycopg.connect(database_url, autocommit=True) as connection:
-        row = connection.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
+        row = connection.execute("SELECT count(*) FROM outbox_pending").fetchone()
         assert row is not None
         return int(row[0])
+
+
+def published(database_url: str, rows: Sequence[Written]) -> dict[str, bool]:
+    """Event id -> whether it is marked published, for the rows still in the outbox."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        found = connection.execute(
+            "SELECT o.event_id::text, NOT EXISTS (SELECT FROM outbox_pending p WHERE p.id = o.id)"
+            " FROM outbox o WHERE o.event_id = ANY(%s)",
+            ([w.event_id for w in rows],),
+        ).fetchall()
+    return dict(found)
 
 
 def wait_until_drained(database_url: str, timeout: float) -> float:
@@ -159,7 +170,7 @@ class ServiceLikeWriter:
                 (written.event_id, event_type.value, self._app.account_id, self._app.app_id, lic.key, lic.version,
                  Jsonb(license_to_json(lic)), lic.updated_at),
             )
-            # No explicit NOTIFY: the outbox_notify trigger wakes the relay, as for the service's writes.
+            # No explicit NOTIFY: the outbox_enqueue trigger queues the row and wakes the relay, as for the service's writes.
             if pause > 0:
                 time.sleep(pause)
             if rollback:

@@ -60,7 +60,8 @@ def _written_since(database_url: str, since: datetime) -> tuple[int, int]:
     """Rows whose change happened after `since`, and how many of them are marked published."""
     with psycopg.connect(database_url, autocommit=True) as connection:
         row = connection.execute(
-            "SELECT count(*), count(published_at) FROM outbox WHERE created_at > %s", (since,)
+            "SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT FROM outbox_pending p WHERE p.id = o.id))"
+            " FROM outbox o WHERE o.created_at > %s", (since,)
         ).fetchone()
         assert row is not None
         return int(row[0]), int(row[1])

@@ -1,4 +1,4 @@
-"""Retention: the relay deletes rows published longer ago than OUTBOX_RETENTION_HOURS, never others.
+"""Retention: the relay deletes published rows older than OUTBOX_RETENTION_HOURS, never others.
 
 Its first retention pass runs right after its first batch, so rows are backdated before it starts.
 """
@@ -13,51 +13,44 @@ import psycopg
 from tests.conftest import EventStream
 
 from .conftest import StartRelay
-from .harness import App, Written, create_licenses, new_keys, stream_events, wait_until
+from .harness import App, Written, create_licenses, new_keys, published, stream_events, wait_until
 
 
-def _backdate(database_url: str, rows: Sequence[Written], published: str | None, created: str) -> None:
-    """Sets the rows' created_at and published_at to `now() - <interval>` (published None: unpublished)."""
+def _backdate(database_url: str, rows: Sequence[Written], created: str) -> None:
+    """Sets the rows' created_at to `now() - <interval>`."""
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute(
-            "UPDATE outbox SET created_at = now() - %s::interval,"
-            " published_at = CASE WHEN %s::interval IS NULL THEN NULL ELSE now() - %s::interval END"
-            " WHERE event_id = ANY(%s)",
-            (created, published, published, [w.event_id for w in rows]),
+            "UPDATE outbox SET created_at = now() - %s::interval WHERE event_id = ANY(%s)",
+            (created, [w.event_id for w in rows]),
         )
-
-
-def _present(database_url: str, rows: Sequence[Written]) -> dict[str, bool]:
-    """Event id -> whether it is marked published, for the rows still in the outbox."""
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        found = connection.execute(
-            "SELECT event_id, published_at IS NOT NULL FROM outbox WHERE event_id = ANY(%s)",
-            ([w.event_id for w in rows],),
-        ).fetchall()
-    return {str(event_id): published for event_id, published in found}
 
 
 @contextmanager
 def _locked(database_url: str, rows: Sequence[Written]) -> Iterator[None]:
-    """Holds the rows' locks, so a relay's claim (SKIP LOCKED) passes them by: they stay unpublished."""
+    """Holds the rows' pending-queue locks, so a relay's claim (SKIP LOCKED) passes them by: they
+    stay unpublished."""
     with psycopg.connect(database_url) as connection:
-        connection.execute("SELECT id FROM outbox WHERE event_id = ANY(%s) FOR UPDATE", ([w.event_id for w in rows],))
+        connection.execute(
+            "SELECT p.id FROM outbox_pending p JOIN outbox o ON o.id = p.id WHERE o.event_id = ANY(%s)"
+            " FOR UPDATE OF p",
+            ([w.event_id for w in rows],),
+        )
         yield
         connection.rollback()
 
 
-def test_rows_published_longer_ago_than_the_retention_are_deleted_and_newer_ones_kept(
+def test_published_rows_older_than_the_retention_are_deleted_and_newer_ones_kept(
     relay_database: str, relay_stream: EventStream, app: App, start_relay: StartRelay,
 ) -> None:
     expired = create_licenses(relay_database, app, new_keys(3))
     recent = create_licenses(relay_database, app, new_keys(3))
-    _backdate(relay_database, expired, published="2 hours", created="3 hours")
-    _backdate(relay_database, recent, published="30 minutes", created="3 hours")
+    _backdate(relay_database, expired, created="2 hours")
+    _backdate(relay_database, recent, created="30 minutes")
 
     start_relay(relay_database, relay_stream, OUTBOX_RETENTION_HOURS="1")
-    wait_until(lambda: not _present(relay_database, expired), 10, "rows published 2 hours ago are deleted")
+    wait_until(lambda: not published(relay_database, expired), 10, "published rows 2 hours old are deleted")
 
-    assert _present(relay_database, recent) == {str(w.event_id): True for w in recent}
+    assert published(relay_database, recent) == {str(w.event_id): True for w in recent}
 
 
 def test_unpublished_rows_are_never_deleted_however_old(
@@ -65,18 +58,18 @@ def test_unpublished_rows_are_never_deleted_however_old(
 ) -> None:
     witness = create_licenses(relay_database, app, new_keys(2))
     unpublished = create_licenses(relay_database, app, new_keys(3))
-    _backdate(relay_database, witness, published="2 hours", created="30 days")
-    _backdate(relay_database, unpublished, published=None, created="30 days")
+    _backdate(relay_database, witness, created="30 days")
+    _backdate(relay_database, unpublished, created="30 days")
 
     with _locked(relay_database, unpublished):
         relay = start_relay(relay_database, relay_stream, OUTBOX_RETENTION_HOURS="0.0001")
-        wait_until(lambda: not _present(relay_database, witness), 10, "the relay's retention pass ran")
-        assert _present(relay_database, unpublished) == {str(w.event_id): False for w in unpublished}
+        wait_until(lambda: not published(relay_database, witness), 10, "the relay's retention pass ran")
+        assert published(relay_database, unpublished) == {str(w.event_id): False for w in unpublished}
 
-    wait_until(lambda: all(_present(relay_database, unpublished).values()), 10, "the kept rows are published")
+    wait_until(lambda: all(published(relay_database, unpublished).values()), 10, "the kept rows are published")
     assert relay.alive()
-    assert sorted(r.event.event_id for r in stream_events(relay_stream, 3)) == sorted(
-        str(w.event_id) for w in unpublished
+    assert sorted(r.event.event_id for r in stream_events(relay_stream, 5)) == sorted(
+        str(w.event_id) for w in [*witness, *unpublished]
     )
 
 

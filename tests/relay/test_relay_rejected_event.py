@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import time
 
-import psycopg
-
 from tests.conftest import EventStream
 
 from .conftest import StartRelay
@@ -19,6 +17,7 @@ from .harness import (
     create_licenses,
     create_stream,
     new_keys,
+    published,
     set_max_msg_size,
     stream_events,
     wait_until,
@@ -30,12 +29,8 @@ TOO_LARGE_LABEL = "x" * 4 * MAX_MSG_SIZE
 
 
 def _published(database_url: str, rows: list[Written]) -> list[bool]:
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        found = dict(connection.execute(
-            "SELECT event_id, published_at IS NOT NULL FROM outbox WHERE event_id = ANY(%s)",
-            ([w.event_id for w in rows],),
-        ).fetchall())
-    return [found[w.event_id] for w in rows]
+    found = published(database_url, rows)
+    return [found[str(w.event_id)] for w in rows]
 
 
 def test_a_rejected_event_holds_back_its_license_and_all_arrive_in_order_once_accepted(
