@@ -1,12 +1,16 @@
-"""CreateLicenses as one statement: debit the credits, insert the licenses and their outbox events.
+"""CreateLicenses as one statement: insert the licenses and their outbox events, then debit the credits.
 
-The account's credit row is the one every concurrent create of an account queues on. In a single
-autocommit statement its lock lasts for that statement and the commit only, never for a network
-round trip. The debit runs first (the inserts depend on it) and, after waiting for the row lock,
-re-checks `credits >= n` against the latest row version: credits never go below zero. With too few
-credits nothing is inserted. The outbox rows are the ones the unit of work writes for the same
-change (same columns, same payload), and the outbox trigger NOTIFYs the relay at commit. The
-licenses are inserted from the keys in their payloads, so the two can never disagree.
+The account's credit row is the one every concurrent create of an account queues on, so its lock
+must be held as briefly as possible: from the debit to the commit of a single autocommit statement,
+never across a network round trip. The debit therefore runs last: its WHERE clause needs the row
+counts of the inserts, so PostgreSQL performs them before it locks the account row (the debit-first
+form held that lock while 100 licenses, their events and their index entries were written, and
+creates of one account ran one at a time). After waiting for the lock, the debit is computed from
+the latest row version and the `credits_never_negative` CHECK constraint fails the whole statement
+when too few credits are left: nothing is inserted and credits never go below zero. The outbox rows
+are the ones the unit of work writes for the same change (same columns, same payload), and the
+outbox trigger queues them for the relay. The licenses are inserted from the keys in their
+payloads, so the two can never disagree.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from psycopg.errors import CheckViolation
 from psycopg_pool import AsyncConnectionPool
 
 from server.domain.caller import Caller
@@ -23,27 +28,32 @@ from server.domain.licenses import EventType, License
 from .serialization import license_to_json
 
 _ISSUE = """
-WITH debit AS (
-    UPDATE accounts SET credits = credits - %(quantity)s
-    WHERE id = %(account_id)s AND credits >= %(quantity)s
-    RETURNING id
-), new AS (
+WITH new AS (
     SELECT payload, payload->>'key' AS key FROM jsonb_array_elements(%(payloads)s::jsonb) AS payload
-    WHERE EXISTS (SELECT FROM debit)
 ), issued AS (
     INSERT INTO licenses (key, app_id, revoked, expires_at, max_hwid_slots, unlimited_hwid_slots, label,
                           created_at, updated_at, version)
     SELECT key, %(app_id)s, false, %(expires_at)s, %(max_hwid_slots)s, %(unlimited_hwid_slots)s, %(label)s,
            %(now)s, %(now)s, 1
     FROM new
+    RETURNING 1
 ), events AS (
     INSERT INTO outbox (event_id, event_type, account_id, actor_token_id, app_id, license_key, version, payload,
                         created_at)
     SELECT gen_random_uuid(), %(event_type)s, %(account_id)s, %(token_id)s, %(app_id)s, key, 1, payload, %(now)s
     FROM new
+    RETURNING 1
+), debit AS (
+    UPDATE accounts SET credits = credits - %(quantity)s
+    WHERE id = %(account_id)s
+      AND (SELECT count(*) FROM issued) = %(quantity)s AND (SELECT count(*) FROM events) = %(quantity)s
+    RETURNING id
 )
-SELECT count(*) AS debited FROM debit
+SELECT 1 / count(*) AS debited FROM debit  -- no account row: division by zero, the statement fails
 """
+
+
+_CREDITS_NEVER_NEGATIVE = "credits_never_negative"  # tables.accounts
 
 
 class LicenseIssuer:
@@ -67,9 +77,14 @@ class LicenseIssuer:
             "event_type": EventType.CREATED.value,
             "payloads": _payloads(new),
         }
-        async with self._pool.connection() as connection:
-            row = await (await connection.execute(_ISSUE, params)).fetchone()
-        return bool(row and row.debited)
+        try:
+            async with self._pool.connection() as connection:
+                await connection.execute(_ISSUE, params)
+        except CheckViolation as error:
+            if error.diag.constraint_name == _CREDITS_NEVER_NEGATIVE:
+                return False
+            raise
+        return True
 
 
 
