@@ -166,7 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--scopes", type=parse_scopes, default=ALL_SCOPES,
                      help="comma-separated: read (list, get), write (create, update, delete), validate; default all")
     sub.add_argument("--expires-at", type=_aware_datetime, help="ISO 8601 time after which the token stops working")
-    sub = command("revoke-token", "revoke an API token by its id; effective at once", _revoke_token)
+    sub = command("revoke-token", "revoke an API token by its id; effective within milliseconds on every server", _revoke_token)
     sub.add_argument("--token-id", type=uuid.UUID, required=True)
     return parser
 

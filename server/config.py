@@ -22,6 +22,7 @@ class Settings:
     workers: int  # server processes sharing the port
     db_pool_size: int
     db_statement_timeout_ms: int
+    token_cache_seconds: float  # a live token is served from memory this long at most (a NOTIFY ends it sooner); <= 0: off
     shutdown_grace_seconds: float
     max_concurrent_rpcs: int
     data_dir: Path  # embedded servers' data for `make run`
@@ -52,6 +53,7 @@ class Settings:
             workers=int(env.get("GRPC_WORKERS", "0")) or os.cpu_count() or 1,
             db_pool_size=int(env.get("DB_POOL_SIZE", "10")),
             db_statement_timeout_ms=int(env.get("DB_STATEMENT_TIMEOUT_MS", "5000")),
+            token_cache_seconds=float(env.get("TOKEN_CACHE_SECONDS", "5")),
             shutdown_grace_seconds=float(env.get("SHUTDOWN_GRACE_SECONDS", "10")),
             max_concurrent_rpcs=int(env.get("MAX_CONCURRENT_RPCS", "1000")),
             data_dir=Path(env.get("LICENSING_DATA_DIR", ".data")),

@@ -12,9 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .tables import accounts, api_tokens, apps
 
 # Live tokens by the hashes of their bearer tokens: the hot read path looks up every waiting call's
-# token in one query. Revocation and expiry are checked by the database on every call, so they take
-# effect at once.
-LIVE_TOKENS = select(api_tokens.c.token_hash, api_tokens.c.id, api_tokens.c.account_id, api_tokens.c.scopes).where(
+# token in one query, and keeps what it found in its TokenCache until any token changes (a NOTIFY)
+# or the row's expires_at passes: a revocation takes effect within milliseconds of its commit, an
+# expiry exactly. expires_at is selected for that check.
+LIVE_TOKENS = select(
+    api_tokens.c.token_hash, api_tokens.c.id, api_tokens.c.account_id, api_tokens.c.scopes, api_tokens.c.expires_at,
+).where(
     api_tokens.c.token_hash == any_(bindparam("token_hashes", type_=ARRAY(LargeBinary))),
     api_tokens.c.revoked_at.is_(None),
     or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > func.now()),

@@ -1,9 +1,11 @@
 """The reads every call makes (the caller's token, a license by key) on plain psycopg.
 
 Concurrent calls' reads are gathered: one query for every token, one for every license waiting
-(`BatchLoader`). Autocommit connections (no BEGIN/ROLLBACK round trips) and server-side prepared
-statements; the SQL is compiled once from the same SQLAlchemy Core statements the unit of work
-uses, so the two paths cannot drift apart.
+(`BatchLoader`). A token found live is kept in the process's `TokenCache`, which forgets every token
+as soon as PostgreSQL notifies a change of api_tokens, so most calls make no token query at all.
+Autocommit connections (no BEGIN/ROLLBACK round trips) and server-side prepared statements; the SQL
+is compiled once from the same SQLAlchemy Core statements the unit of work uses, so the two paths
+cannot drift apart.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from .accounts_repository import LIVE_TOKENS
 from .batching import BatchLoader
 from .db import connection_wait_seconds, statement_timeout_option
 from .repository import APP_OWNER, LICENSE_PAGE, LICENSES_BY_KEYS, StoredLicense, license_of, stored_license
+from .token_cache import TokenCache
 
 
 def _sql(statement: Select) -> str:  # type: ignore[type-arg]
@@ -48,23 +51,30 @@ async def open_fast_pool(database_url: str, size: int, statement_timeout_ms: int
 
 
 class HotReads:
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], token_cache: TokenCache | None = None) -> None:
+        """Without a `token_cache` (or with one that is not listening) every token is queried."""
         self._pool = pool
+        self._token_cache = token_cache or TokenCache(ttl_seconds=0)
         self._app_owners: dict[uuid.UUID, uuid.UUID] = {}
         self._tokens = BatchLoader(self._live_tokens)
         self._licenses = BatchLoader(self._licenses_by_keys)
 
     async def live_token(self, token_hash: bytes) -> Any:
-        """(id, account_id, scopes) of a live token, or None."""
+        """(id, account_id, scopes, expires_at) of a live token, or None."""
+        if (row := self._token_cache.get(token_hash)) is not None:
+            return row
         return await self._tokens.load(token_hash)
 
     async def license(self, key: str) -> StoredLicense | None:
         return await self._licenses.load(key)
 
     async def _live_tokens(self, token_hashes: Sequence[bytes]) -> dict[bytes, Any]:
+        generation = self._token_cache.generation  # before the query: a revocation during it wins
         async with self._pool.connection() as connection:
             cursor = await connection.execute(_LIVE_TOKENS, {"token_hashes": list(token_hashes)})
-            return {row.token_hash: row for row in await cursor.fetchall()}
+            found = {row.token_hash: row for row in await cursor.fetchall()}
+        self._token_cache.store(found, generation)
+        return found
 
     async def _licenses_by_keys(self, keys: Sequence[str]) -> dict[str, StoredLicense]:
         async with self._pool.connection() as connection:

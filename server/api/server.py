@@ -19,6 +19,7 @@ from server.adapters.hot_reads import HotReads, open_fast_pool
 from server.adapters.license_issuer import LicenseIssuer
 from server.adapters.license_writer import LicenseWriter
 from server.adapters.signing import Signer, new_signing_key_entry, parse_signing_keys
+from server.adapters.token_cache import TokenCache
 from server.config import Settings
 from server.runtime import (
     start_metrics,
@@ -64,7 +65,8 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
     database_url, timeout_ms = settings.require_database_url(), settings.db_statement_timeout_ms
     engine = create_engine(database_url, settings.db_pool_size, timeout_ms)
     fast_pool = await open_fast_pool(database_url, settings.db_pool_size, timeout_ms)
-    reads = HotReads(fast_pool)
+    token_cache = TokenCache(settings.token_cache_seconds)
+    reads = HotReads(fast_pool, token_cache)
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -96,6 +98,7 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
     start_metrics(settings)
     relay = start_relay(settings)
     database_watch = asyncio.create_task(watch_database(database_url, fast_pool, engine, health_servicer, ["", *SERVICE_NAMES]))
+    token_listener = asyncio.create_task(token_cache.listen(database_url), name="token-cache-listener")
 
     await wait_for_shutdown_signal()
 
@@ -104,5 +107,6 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
     await server.stop(settings.shutdown_grace_seconds)
     await stop_task(relay)
     await stop_task(database_watch)
+    await stop_task(token_listener)
     await fast_pool.close()
     await engine.dispose()

@@ -14,7 +14,9 @@ class Authenticator:
         self._reads = reads
 
     async def authenticate(self, token: str) -> Caller:
-        # Looked up on every call, never cached: a revoked or expired token fails its very next call.
+        # Cached per process (HotReads' TokenCache) only while a NOTIFY of every api_tokens change can
+        # empty the cache, with expires_at checked on each hit: a revoked token fails within
+        # milliseconds of the revocation's commit, an expired one on its very next call.
         row = await self._reads.live_token(hash_token(token))
         if row is None:
             raise Unauthenticated("unknown, expired or revoked API token")
