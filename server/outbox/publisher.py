@@ -6,9 +6,10 @@ import logging
 
 import nats
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from .messages import Message
 
@@ -20,10 +21,34 @@ def nats_servers(url: str) -> list[str]:
     return [server.strip() for server in url.split(",") if server.strip()]
 
 
+def _with_ack_errors_delivered(js: JetStreamContext) -> JetStreamContext:
+    """Works around nats-py 2.16's publish_async dropping JetStream's error answers
+    (https://github.com/nats-io/nats.py/issues/985, fix not released): its reply handler calls
+    `APIError.from_error`, which raises instead of returning, so the error escapes into the
+    subscription's task and the ack future is never resolved. An event the stream rejects (larger
+    than its max_msg_size, say) then cost a full ack timeout, during which the relay waited. This
+    wraps the handler (bound when the first publish_async subscribes) and puts the error on the
+    future, as the fix does.
+    """
+    handle = js._handle_async_reply
+
+    async def handle_with_errors(msg: Msg) -> None:
+        try:
+            await handle(msg)
+        except APIError as error:
+            token = msg.subject[len(js._nc._inbox_prefix) + 22 + 2:]  # as the original handler reads it
+            future = js._publish_async_futures.get(token)
+            if future is not None and not future.done():
+                future.set_exception(error)
+
+    js._handle_async_reply = handle_with_errors  # type: ignore[method-assign]
+    return js
+
+
 class Publisher:
     def __init__(self, client: Client, stream: str, timeout: float) -> None:
         self._client = client
-        self._js: JetStreamContext = client.jetstream()
+        self._js: JetStreamContext = _with_ack_errors_delivered(client.jetstream())
         self._stream = stream
         self._timeout = timeout
 
