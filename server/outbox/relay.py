@@ -20,7 +20,7 @@ from nats.js.api import PubAck
 from server.domain import limits
 
 from . import metrics, store
-from .messages import OutboxRow, to_message
+from .messages import Message, OutboxRow, to_message
 from .publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class Relay:
         while chains:
             wave = [chain.popleft() for chain in chains.values()]
             started = time.perf_counter()
-            results = await publisher.publish_all([to_message(self.config.subject_prefix, row) for row in wave])
+            results = await self._publish_wave(wave, publisher)
             self._count(wave, results, time.perf_counter() - started)
             for row, result in zip(wave, results):
                 if isinstance(result, Exception):
@@ -129,6 +129,19 @@ class Relay:
                     published.append(row.id)
             chains = {key: chain for key, chain in chains.items() if chain and key not in failed}
         return published, failed
+
+    async def _publish_wave(self, wave: list[OutboxRow], publisher: Publisher) -> list[PubAck | Exception]:
+        """The ack or error of each row. A row that cannot be made into a message (a payload this
+        version cannot read) fails like a rejected one: its license is held back, the relay goes on."""
+        messages: list[Message] = []
+        unreadable: dict[int, Exception] = {}
+        for index, row in enumerate(wave):
+            try:
+                messages.append(to_message(self.config.subject_prefix, row))
+            except Exception as error:
+                unreadable[index] = error
+        sent = iter(await publisher.publish_all(messages) if messages else [])
+        return [unreadable[index] if index in unreadable else next(sent) for index in range(len(wave))]
 
     @staticmethod
     def _count(wave: list[OutboxRow], results: list[PubAck | Exception], seconds: float) -> None:

@@ -4,6 +4,9 @@ licenses keep flowing (server/outbox/relay.py, `Relay._publish`)."""
 from __future__ import annotations
 
 import time
+import uuid
+
+import psycopg
 
 from tests.conftest import EventStream
 
@@ -88,3 +91,31 @@ def test_a_rejected_event_does_not_stall_other_licenses_when_its_held_back_event
             f"{stuck} of {len(flowing)} events of other licenses are still unpublished ({backlog(relay_database)}"
             " rows in the backlog): the rejected license's held-back rows fill every claimed batch"
         ) from error
+
+
+def _unreadable_event(database_url: str, app: App, key: str) -> Written:
+    """An outbox row whose payload this version cannot read (a bug, or a newer writer's format)."""
+    written = Written(uuid.uuid4(), key, 1)
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO outbox (event_id, event_type, account_id, app_id, license_key, version, payload)"
+            " VALUES (%s, 'license.created', %s, %s, %s, 1, '{}')",
+            (written.event_id, app.account_id, app.app_id, key),
+        )
+    return written
+
+
+def test_an_unreadable_event_is_held_back_like_a_rejected_one_and_the_relay_keeps_publishing(
+    relay_database: str, relay_stream: EventStream, app: App, start_relay: StartRelay,
+) -> None:
+    broken_key, *others = new_keys(4)
+    unreadable = _unreadable_event(relay_database, app, broken_key)
+    created = create_licenses(relay_database, app, others)
+
+    relay = start_relay(relay_database, relay_stream)
+    wait_until(lambda: all(_published(relay_database, created)), 10, "the readable events are out")
+
+    assert _published(relay_database, [unreadable]) == [False]
+    assert relay.alive()
+    assert relay.metric("licensing_outbox_held_licenses") == 1.0
+    assert_stream_holds_exactly(stream_events(relay_stream, len(created), timeout=5), created)
