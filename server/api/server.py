@@ -108,5 +108,6 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
     await stop_task(relay)
     await stop_task(database_watch)
     await stop_task(token_listener)
+    await reads.close()
     await fast_pool.close()
     await engine.dispose()
