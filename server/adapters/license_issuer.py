@@ -5,9 +5,11 @@ must be held as briefly as possible: from the debit to the commit of a single au
 never across a network round trip. The debit therefore runs last: its WHERE clause needs the row
 counts of the inserts, so PostgreSQL performs them before it locks the account row (the debit-first
 form held that lock while 100 licenses, their events and their index entries were written, and
-creates of one account ran one at a time). After waiting for the lock, the debit is computed from
-the latest row version and the `credits_never_negative` CHECK constraint fails the whole statement
-when too few credits are left: nothing is inserted and credits never go below zero. The outbox rows
+creates of one account ran one at a time). A first, unlocked look at the credits skips the inserts
+when they are already too few (a caller out of credits costs a read, not a hundred rolled-back
+rows). After waiting for the lock, the debit is computed from the latest row version and the
+`credits_never_negative` CHECK constraint fails the whole statement when too few credits are left:
+nothing is inserted and credits never go below zero. The outbox rows
 are the ones the unit of work writes for the same change (same columns, same payload), and the
 outbox trigger queues them for the relay. The licenses are inserted from the keys in their
 payloads, so the two can never disagree.
@@ -28,8 +30,11 @@ from server.domain.licenses import EventType, License
 from .serialization import license_to_json
 
 _ISSUE = """
-WITH new AS (
+WITH funded AS (
+    SELECT credits >= %(quantity)s AS enough FROM accounts WHERE id = %(account_id)s
+), new AS (
     SELECT payload, payload->>'key' AS key FROM jsonb_array_elements(%(payloads)s::jsonb) AS payload
+    WHERE (SELECT enough FROM funded)
 ), issued AS (
     INSERT INTO licenses (key, app_id, revoked, expires_at, max_hwid_slots, unlimited_hwid_slots, label,
                           created_at, updated_at, version)
@@ -49,7 +54,8 @@ WITH new AS (
       AND (SELECT count(*) FROM issued) = %(quantity)s AND (SELECT count(*) FROM events) = %(quantity)s
     RETURNING id
 )
-SELECT 1 / count(*) AS debited FROM debit  -- no account row: division by zero, the statement fails
+-- Inserted but not debited cannot commit: 1/0 fails the statement.
+SELECT CASE WHEN (SELECT enough FROM funded) THEN 1 / count(*) ELSE 0 END AS debited FROM debit
 """
 
 
@@ -79,12 +85,12 @@ class LicenseIssuer:
         }
         try:
             async with self._pool.connection() as connection:
-                await connection.execute(_ISSUE, params)
-        except CheckViolation as error:
+                row = await (await connection.execute(_ISSUE, params)).fetchone()
+        except CheckViolation as error:  # the credits were spent between the first look and the debit
             if error.diag.constraint_name == _CREDITS_NEVER_NEGATIVE:
                 return False
             raise
-        return True
+        return bool(row and row.debited)
 
 
 
