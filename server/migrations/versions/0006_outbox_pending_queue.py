@@ -27,6 +27,9 @@ def upgrade() -> None:
     op.execute(
         "ALTER TABLE outbox_pending SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000)"
     )
+    # Writers wait from here to the commit: a row committed between the copy below and the new
+    # trigger would be in neither the queue nor (once published_at is gone) anywhere else.
+    op.execute("LOCK TABLE outbox IN SHARE ROW EXCLUSIVE MODE")
     op.execute("INSERT INTO outbox_pending (id) SELECT id FROM outbox WHERE published_at IS NULL")
     op.execute("DROP TRIGGER outbox_notify ON outbox")
     op.execute("DROP FUNCTION outbox_notify()")
