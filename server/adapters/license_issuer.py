@@ -9,10 +9,9 @@ creates of one account ran one at a time). A first, unlocked look at the credits
 when they are already too few (a caller out of credits costs a read, not a hundred rolled-back
 rows). After waiting for the lock, the debit is computed from the latest row version and the
 `credits_never_negative` CHECK constraint fails the whole statement when too few credits are left:
-nothing is inserted and credits never go below zero. The outbox rows
-are the ones the unit of work writes for the same change (same columns, same payload), and the
-outbox trigger queues them for the relay. The licenses are inserted from the keys in their
-payloads, so the two can never disagree.
+nothing is inserted and credits never go below zero. The outbox rows are the ones the unit of work
+writes for the same change (same columns, same payload), and the outbox trigger queues them for the
+relay. The licenses are inserted from the keys in their payloads, so the two can never disagree.
 """
 from __future__ import annotations
 

@@ -94,13 +94,13 @@ async def delete_expired_requests(connection: psycopg.AsyncConnection, older_tha
 async def backlog(connection: psycopg.AsyncConnection) -> tuple[int, float]:
     """Unpublished rows, and the age in seconds of the oldest one (0 when none).
 
-    The oldest is the first queued id's row (ids follow creation time closely): one index lookup,
+    The oldest is the first queued id's row (ids follow creation time closely): two index lookups,
     where min(created_at) over a join of the queue and the outbox hashed both tables every second.
     """
     row = await (await connection.execute(
         """
         SELECT count(*), coalesce(extract(epoch FROM now() - (
-            SELECT o.created_at FROM outbox_pending p JOIN outbox o ON o.id = p.id ORDER BY p.id LIMIT 1
+            SELECT created_at FROM outbox WHERE id = (SELECT min(id) FROM outbox_pending)
         )), 0)
         FROM outbox_pending
         """
