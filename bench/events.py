@@ -37,12 +37,23 @@ def wait_for_relay(database_url: str, timeout: float = 300) -> float:
     with the relay's catch-up, and lag is not measured behind a backlog); returns the seconds waited."""
     started = time.monotonic()
     with psycopg.connect(database_url, autocommit=True) as connection:
-        # An index probe per poll, not a count: the relay needs PostgreSQL's CPU meanwhile.
-        while connection.execute("SELECT EXISTS (SELECT FROM outbox_pending)").fetchone()[0]:  # type: ignore[index]
-            if time.monotonic() - started > timeout:
-                raise TimeoutError(f"the relay left {backlog(database_url)} events unpublished after {timeout:.0f}s")
-            time.sleep(0.2)
+        _poll(connection, _QUEUE_EMPTY, (), started + timeout, 0.2, database_url)
     return time.monotonic() - started
+
+
+# Index probes, not counts: polled while the relay works, and the relay needs PostgreSQL's CPU.
+_QUEUE_EMPTY = "SELECT NOT EXISTS (SELECT FROM outbox_pending)"
+_ROW_PUBLISHED = "SELECT NOT EXISTS (SELECT FROM outbox_pending WHERE id = %s)"
+
+
+def _poll(connection: psycopg.Connection, sql: str, params: tuple[object, ...], deadline: float, interval: float,
+          database_url: str) -> float:
+    """Runs `sql` every `interval` seconds until it answers true; returns when (monotonic)."""
+    while not connection.execute(sql, params).fetchone()[0]:  # type: ignore[index]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the relay left {backlog(database_url)} events unpublished")
+        time.sleep(interval)
+    return time.monotonic()
 
 
 # The relay's throughput
@@ -68,28 +79,16 @@ def measure_relay(database_url: str, stream: EventStream, account_id: uuid.UUID,
     take PostgreSQL's CPU from the relay."""
     assert backlog(database_url) == 0, "the relay scenario needs an empty backlog to start from"
     copy_outbox_backlog(database_url, account_id, app_id, events)
-    timeout = 60 + events / 200  # gives up below 200 events/s
     with psycopg.connect(database_url, autocommit=True) as connection:
-        def value(sql: str, *params: object) -> Any:
-            return connection.execute(sql, params).fetchone()[0]  # type: ignore[index]
-
-        oldest = value("SELECT min(id) FROM outbox_pending")
+        oldest = connection.execute("SELECT min(id) FROM outbox_pending").fetchone()[0]  # type: ignore[index]
         started = time.monotonic()
-        first: tuple[float, int] | None = None  # (when, backlog) once the first batch is published
+        deadline = started + 60 + events / 200  # gives up below 200 events/s
         with relay_process(database_url, stream):
-            while True:
-                now = time.monotonic()
-                if first is None and not value("SELECT EXISTS (SELECT FROM outbox_pending WHERE id = %s)", oldest):
-                    first = (now, backlog(database_url))
-                if first is not None and not value("SELECT EXISTS (SELECT FROM outbox_pending)"):
-                    break
-                if now - started > timeout:
-                    raise TimeoutError(f"the relay left {backlog(database_url)} events unpublished after {timeout:.0f}s")
-                time.sleep(0.02)
-    drain = now - started
-    if first is None or now <= first[0]:
-        return RelayResult(events, float("nan"), drain)
-    return RelayResult(events, first[1] / (now - first[0]), drain)
+            first_out = _poll(connection, _ROW_PUBLISHED, (oldest,), deadline, 0.02, database_url)
+            left = backlog(database_url)
+            emptied = _poll(connection, _QUEUE_EMPTY, (), deadline, 0.02, database_url)
+    rate = left / (emptied - first_out) if emptied > first_out else float("nan")
+    return RelayResult(events, rate, emptied - started)
 
 
 # Call-to-event lag
