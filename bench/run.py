@@ -153,9 +153,10 @@ def _scenarios(run: Run, ctx: scenarios.Context) -> None:
     if wants("get") and (row := run.attempt("GetLicense, distinct keys",
                                             lambda: scenarios.get_license_varied(ctx))) is not None:
         rows.append(row)
-    if wants("validate") and (row := run.attempt("ValidateLicense",
-                                                 lambda: scenarios.validate_license(ctx))) is not None:
-        rows.append(row)
+    if wants("validate") and (validated := run.attempt("ValidateLicense",
+                                                       lambda: scenarios.validate_license(ctx))) is not None:
+        rows.append(validated[0])
+        run.profiles.append(validated[1])
     if wants("list") and (listed := run.attempt("ListLicenses", lambda: scenarios.list_licenses(ctx))) is not None:
         rows.extend(listed[0])
         run.report.page_costs.extend(listed[1])

@@ -216,7 +216,7 @@ def get_license_varied(ctx: Context) -> Row:
     return ctx.row(f"GetLicense ({distinct:,} distinct keys)", "read", result.measurement, "point")
 
 
-def validate_license(ctx: Context) -> Row:
+def validate_license(ctx: Context) -> tuple[Row, str]:
     f = ctx.fixtures
     request = vpb.ValidateLicenseRequest(app_id=str(ctx.account.apps["main"]), key=f.validate_key, hwid=f.hwid,
                                          nonce="bench").SerializeToString()
@@ -232,7 +232,8 @@ def validate_license(ctx: Context) -> Row:
             "WHERE l.key = %s GROUP BY l.version", (f.validate_key,)).fetchone()
     if row is None or (int(row[0]), int(row[1])) != (version, 1):
         raise CheckFailed(f"ValidateLicense of a bound device changed the license: (version, devices) = {row}")
-    return ctx.row("ValidateLicense (bound device)", "read", run.measurement, "point")
+    measured = ctx.row("ValidateLicense (bound device)", "read", run.measurement, "point")
+    return measured, ctx.profile("ValidateLicense", VALIDATE, request)
 
 
 def list_licenses(ctx: Context) -> tuple[list[Row], list[PageCost], list[str]]:
@@ -334,8 +335,7 @@ def create_licenses(ctx: Context, quantity: int) -> tuple[Row, str]:
                           f"licenses expected, {created} created")
     sql = "create1" if quantity == 1 else "create100"
     row = ctx.row(f"CreateLicenses({quantity})", "write", run.measurement, sql, per_call=quantity)
-    profile = ctx.profile(f"CreateLicenses({quantity})", CREATE, request) if quantity == 1 else ""
-    return row, profile
+    return row, ctx.profile(f"CreateLicenses({quantity})", CREATE, request)
 
 
 def _no_errors(method: str, result: PyLoadResult) -> None:

@@ -39,7 +39,7 @@ class BenchSettings:
     workers: int  # server processes (GRPC_WORKERS; 0 = one per core, as `licensing serve`)
     lag_rate: float  # changes/s of the call-to-event lag scenario
     relay_events: int  # outbox backlog the relay scenario drains
-    profile_dir: Path | None  # when set: py-spy profiles of the server under GetLicense and CreateLicenses(1)
+    profile_dir: Path | None  # when set: py-spy profiles of the server under GetLicense, ValidateLicense and CreateLicenses
     results: Path
     only: frozenset[str] = SCENARIOS  # BENCH_ONLY: the scenarios to run (and the SQL ceilings they need)
 
