@@ -113,7 +113,7 @@ class Server:
     process: Process
 
     def spread(self) -> str:
-        return connection_spread(self.process.children(), self.address)
+        return connection_spread(self.process.children(), self.address)  # the relay process holds none
 
 
 def server_env(database_url: str, stream: EventStream, workers: int, **extra: str) -> dict[str, str]:
@@ -165,7 +165,8 @@ def connection_spread(pids: list[int], address: str) -> str:
     for pid in pids:
         with contextlib.suppress(psutil.Error):
             conns = psutil.Process(pid).net_connections("tcp")
-            counts.append(sum(1 for c in conns if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port))
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in conns):  # a server process
+                counts.append(sum(1 for c in conns if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port))
     return "/".join(str(n) for n in sorted(counts, reverse=True))
 
 

@@ -63,12 +63,16 @@ def start_metrics(settings: Settings) -> None:
         log.info("Prometheus metrics on http://%s/metrics", settings.metrics_listen)
 
 
-def start_relay(settings: Settings) -> asyncio.Task[None] | None:
-    """The outbox relay as a background task, when enabled and NATS is configured."""
-    if not settings.relay_enabled:
-        return None
-    if not settings.nats_url:
+def relay_wanted(settings: Settings) -> bool:
+    """Whether this process should run the outbox relay: enabled, and NATS configured (a warning if not)."""
+    if settings.relay_enabled and not settings.nats_url:
         log.warning("NATS_URL is not set: outbox events are stored but not published by this process")
+    return settings.relay_enabled and bool(settings.nats_url)
+
+
+def start_relay(settings: Settings) -> asyncio.Task[None] | None:
+    """The outbox relay as a background task, when wanted."""
+    if not relay_wanted(settings):
         return None
     return asyncio.create_task(Relay(settings.relay_config()).run(), name="outbox-relay")
 
