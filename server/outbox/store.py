@@ -1,7 +1,7 @@
-"""The relay's queries on the outbox table, on one psycopg connection.
+"""The relay's queries on the outbox table, on one autocommit psycopg connection.
 
-That connection also holds the leader lock, so a relay that lost its connection has lost the
-lock and every uncommitted mark with it: two relays can never both mark rows published.
+That connection also holds the leader lock, so a relay that lost its connection has lost the lock
+and can mark nothing more: only the leader claims and marks rows.
 """
 from __future__ import annotations
 
@@ -23,26 +23,38 @@ async def try_lead(connection: psycopg.AsyncConnection) -> bool:
 # An OutboxRow's columns, ids as text (all a message needs of them, without UUID objects).
 ROW_COLUMNS = ("id, event_id::text, event_type, account_id::text, actor_token_id::text, app_id::text, license_key, "
                "version, payload, created_at")
-# For each queued id, in id order, its outbox row by primary key. A plain join may be planned as a
-# merge join, which walks the outbox's primary key from its first row, published ones included
-# (the relay slowed down as the table grew); the LATERAL subquery with OFFSET 0 cannot be merged
-# into the join, so each queued id costs one index lookup.
-_CLAIM = f"""
+# Marks the rows the last batch published (deletes their ids from the queue) and claims the next
+# batch, in one statement and one round trip. The claim reads the queue as it was when the statement
+# began, so the ids being deleted are left out by hand. For each queued id, in id order, its outbox
+# row by primary key: a plain join may be planned as a merge join, which walks the outbox's primary
+# key from its first row, published ones included (the relay slowed down as the table grew); the
+# LATERAL subquery with OFFSET 0 cannot be merged into the join, so each queued id costs one index
+# lookup.
+_MARK_AND_CLAIM = f"""
+WITH marked AS (
+    DELETE FROM outbox_pending WHERE id = ANY(%(published)s) RETURNING id
+)
 SELECT o.* FROM outbox_pending p
 CROSS JOIN LATERAL (SELECT {ROW_COLUMNS} FROM outbox WHERE outbox.id = p.id OFFSET 0) o
-WHERE o.license_key <> ALL(%s)
-ORDER BY p.id LIMIT %s FOR UPDATE OF p SKIP LOCKED
+WHERE p.id NOT IN (SELECT id FROM marked) AND o.license_key <> ALL(%(skip_licenses)s)
+ORDER BY p.id LIMIT %(limit)s
 """
 
 
-async def claim(connection: psycopg.AsyncConnection, limit: int, skip_licenses: list[str]) -> list[OutboxRow]:
-    """The oldest unpublished rows, except those of `skip_licenses`, locked until this transaction ends.
+async def mark_and_claim(connection: psycopg.AsyncConnection, published: list[int], limit: int,
+                         skip_licenses: list[str]) -> list[OutboxRow]:
+    """Marks `published` rows published, and returns the oldest unpublished rows but those of
+    `skip_licenses`, at most `limit`.
 
     Selected by status (an id still in outbox_pending), never by "id greater than the last one": a
-    row whose transaction commits after a later id's is still picked up on the next pass.
+    row whose transaction commits after a later id's is still picked up on the next pass. No row
+    lock: only the leader claims (the lock in try_lead), and a row claimed twice, by a leader that
+    died before marking it and by the next one, is published twice with the same Nats-Msg-Id,
+    which JetStream drops.
     """
     async with connection.cursor(row_factory=class_row(OutboxRow)) as cursor:
-        await cursor.execute(_CLAIM, (skip_licenses, limit))
+        await cursor.execute(_MARK_AND_CLAIM, {"published": published, "limit": limit,
+                                               "skip_licenses": skip_licenses})
         return await cursor.fetchall()
 
 

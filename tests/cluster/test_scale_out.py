@@ -292,8 +292,9 @@ def list_all(client: RoundRobin, account: Account) -> list[str]:
         cursor = page.cursor
 
 
-def kill_active_relay_midway(database_url: str, first: RelayProcess, standby: RelayProcess, relays: Relays) -> None:
-    relays.killed_mid_batch = wait_for_batch_in_flight(database_url, timeout=3)
+def kill_active_relay_midway(database_url: str, stream: EventStream, first: RelayProcess, standby: RelayProcess,
+                             relays: Relays) -> None:
+    relays.killed_mid_batch = wait_for_batch_in_flight(database_url, stream, timeout=3)
     active = [relay for relay in (first, standby) if relay.is_active()]
     relays.killed_first = active == [first]
     first.kill()
@@ -372,7 +373,7 @@ def scale_out(fresh_database: Callable[[], str], new_event_stream: Callable[[], 
                 phase("credit and seat races done")
                 wait_until(lambda: storm.count() >= UPDATES_BEFORE_KILL, 20, "the storm made some updates")
                 updates_at_kill = storm.count()
-                kill_active_relay_midway(database_url, first, standby, relays)
+                kill_active_relay_midway(database_url, stream, first, standby, relays)
                 phase("relay killed")
                 wait_until(lambda: storm.count() >= updates_at_kill + UPDATES_AFTER_KILL, 20,
                            "the storm made more updates after the kill")

@@ -408,18 +408,28 @@ def assert_stream_holds_exactly(received: Sequence[Received], committed: Sequenc
         assert versions == list(range(1, len(versions) + 1)), f"license {key} arrived as versions {versions}"
 
 
-def wait_for_batch_in_flight(database_url: str, timeout: float) -> bool:
-    """Waits until the active relay is inside a batch: rows claimed (its transaction holds row locks, so
-    it has an xid) and not yet marked (its last statement is the claim). False if never seen."""
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            row = connection.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid() AND state = 'idle in transaction'"
-                " AND backend_xid IS NOT NULL AND query LIKE '%SKIP LOCKED%'"
-            ).fetchone()
-            if row and row[0]:
-                return True
-            time.sleep(0.001)
+def wait_for_batch_in_flight(database_url: str, stream: EventStream, timeout: float) -> bool:
+    """Waits until the active relay is inside a batch: the newest event in the stream is acknowledged
+    while its row is still queued (published, not yet marked). False if never seen."""
+    return asyncio.run(_batch_in_flight(database_url, stream, timeout))
+
+
+async def _batch_in_flight(database_url: str, stream: EventStream, timeout: float) -> bool:
+    client = await nats.connect(stream.nats_url)
+    try:
+        jsm = client.jetstream()
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as connection:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                last = (await jsm.stream_info(stream.name)).state.last_seq
+                if last:
+                    event_id = (await jsm.get_msg(stream.name, last)).headers["Nats-Msg-Id"]  # type: ignore[index]
+                    cursor = await connection.execute(
+                        "SELECT EXISTS (SELECT FROM outbox_pending p JOIN outbox o ON o.id = p.id"
+                        " WHERE o.event_id = %s)", (event_id,))
+                    if (row := await cursor.fetchone()) and row[0]:
+                        return True
+                await asyncio.sleep(0.001)
+    finally:
+        await client.close()
     return False

@@ -65,7 +65,7 @@ def test_relay_killed_mid_batch_and_restarted_loses_and_duplicates_nothing(
 
     with WriterPool(relay_database, app, keys, writers=6, max_pause=0.005, rollback_rate=0.2, seed=3) as pool:
         wait_until(lambda: pool.load.committed_count() >= 150, 10, "writers committed some changes")
-        assert wait_for_batch_in_flight(relay_database, timeout=5), "the relay was never seen inside a batch"
+        assert wait_for_batch_in_flight(relay_database, relay_stream, timeout=5), "the relay was never seen inside a batch"
         first.kill()
         second = start_relay(relay_database, relay_stream)
         wait_until(second.is_active, 10, "the restarted relay is active")

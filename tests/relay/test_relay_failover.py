@@ -63,7 +63,7 @@ def failover(fresh_database: Callable[[], str], new_event_stream: Callable[[], E
 
         with WriterPool(database_url, app, keys, writers=6, max_pause=0.005, rollback_rate=0.2, seed=4) as pool:
             wait_until(lambda: pool.load.committed_count() >= 150, 10, "writers committed some changes")
-            killed_mid_batch = wait_for_batch_in_flight(database_url, timeout=5)
+            killed_mid_batch = wait_for_batch_in_flight(database_url, stream, timeout=5)
             leader.kill()
             killed_at = time.monotonic()
             takeover_seconds: float | None = None

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from tests.conftest import EventStream
 
@@ -26,17 +27,16 @@ def _backdate(database_url: str, rows: Sequence[Written], created: str) -> None:
 
 
 @contextmanager
-def _locked(database_url: str, rows: Sequence[Written]) -> Iterator[None]:
-    """Holds the rows' pending-queue locks, so a relay's claim (SKIP LOCKED) passes them by: they
-    stay unpublished."""
-    with psycopg.connect(database_url) as connection:
-        connection.execute(
-            "SELECT p.id FROM outbox_pending p JOIN outbox o ON o.id = p.id WHERE o.event_id = ANY(%s)"
-            " FOR UPDATE OF p",
-            ([w.event_id for w in rows],),
-        )
+def _unreadable(database_url: str, rows: Sequence[Written]) -> Iterator[None]:
+    """Makes the rows' payloads unreadable, so the relay fails them and holds their licenses back:
+    they stay unpublished until the payloads are restored."""
+    ids = [w.event_id for w in rows]
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        payloads = connection.execute("SELECT event_id, payload FROM outbox WHERE event_id = ANY(%s)", (ids,)).fetchall()
+        connection.execute("UPDATE outbox SET payload = '{}' WHERE event_id = ANY(%s)", (ids,))
         yield
-        connection.rollback()
+        for event_id, payload in payloads:
+            connection.execute("UPDATE outbox SET payload = %s WHERE event_id = %s", (Jsonb(payload), event_id))
 
 
 def test_published_rows_older_than_the_retention_are_deleted_and_newer_ones_kept(
@@ -61,12 +61,13 @@ def test_unpublished_rows_are_never_deleted_however_old(
     _backdate(relay_database, witness, created="30 days")
     _backdate(relay_database, unpublished, created="30 days")
 
-    with _locked(relay_database, unpublished):
+    with _unreadable(relay_database, unpublished):
         relay = start_relay(relay_database, relay_stream, OUTBOX_RETENTION_HOURS="0.0001")
         wait_until(lambda: not published(relay_database, witness), 10, "the relay's retention pass ran")
         assert published(relay_database, unpublished) == {str(w.event_id): False for w in unpublished}
 
-    wait_until(lambda: all(published(relay_database, unpublished).values()), 10, "the kept rows are published")
+    # Within the relay's longest retry backoff (10 s) of the held licenses:
+    wait_until(lambda: all(published(relay_database, unpublished).values()), 20, "the kept rows are published")
     assert relay.alive()
     assert sorted(r.event.event_id for r in stream_events(relay_stream, 5)) == sorted(
         str(w.event_id) for w in [*witness, *unpublished]
