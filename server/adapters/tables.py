@@ -15,7 +15,6 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
-    UniqueConstraint,
     Uuid,
     text,
 )
@@ -86,7 +85,7 @@ license_hwids = Table(
 outbox = Table(
     "outbox", metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("event_id", Uuid, nullable=False),  # gen_random_uuid(); no index (migration 0008)
     Column("event_type", Text, nullable=False),
     Column("account_id", Uuid, nullable=False),
     Column("actor_token_id", Uuid, nullable=True),  # who made the change: the event stream is an audit log
@@ -95,7 +94,8 @@ outbox = Table(
     Column("version", BigInteger, nullable=False),
     Column("payload", JSONB, nullable=False),
     _ts("created_at"),
-    UniqueConstraint("license_key", "version", name="outbox_license_version"),
+    # Only the primary key: one event per license version is enforced by the version-checked
+    # write of the license's row, in the same statement or transaction (migration 0008).
 )
 
 # The ids of outbox rows not yet published (migration 0006: a trigger enqueues every new outbox
