@@ -35,6 +35,7 @@ class Settings:
     relay_enabled: bool
     relay_batch_size: int
     relay_poll_seconds: float
+    relay_batch_interval_ms: float
     outbox_retention_hours: float
     metrics_listen: str | None
     signing_keys: str | None  # `<key_id>:<base64 seed>` entries; see server/adapters/signing.py
@@ -66,6 +67,7 @@ class Settings:
             relay_enabled=env.get("RELAY_ENABLED", "true").lower() not in ("0", "false", "no"),
             relay_batch_size=int(env.get("RELAY_BATCH_SIZE", "500")),
             relay_poll_seconds=float(env.get("RELAY_POLL_SECONDS", "1")),
+            relay_batch_interval_ms=float(env.get("RELAY_BATCH_INTERVAL_MS", "5")),
             outbox_retention_hours=float(env.get("OUTBOX_RETENTION_HOURS", str(7 * 24))),
             metrics_listen=env.get("METRICS_LISTEN") or None,
             signing_keys=env.get("SIGNING_KEYS") or None,
@@ -114,5 +116,6 @@ class Settings:
             duplicate_window=self.nats_duplicate_window_seconds,
             batch_size=self.relay_batch_size,
             poll_seconds=self.relay_poll_seconds,
+            min_batch_interval=self.relay_batch_interval_ms / 1000,
             retention=timedelta(hours=self.outbox_retention_hours),
         )

@@ -45,6 +45,10 @@ class RelayConfig:
     max_backoff_seconds: float = 10.0
     retention_every_seconds: float = 60.0
     retention_batch: int = 1000
+    # Batches start at most this often (RELAY_BATCH_INTERVAL_MS): under a steady flow of small
+    # commits, a batch per NOTIFY spent most of the relay's CPU on a few rows each; waiting up to
+    # this long lets the next commits' rows join. A backlog goes in full batches, unslowed.
+    min_batch_interval: float = 0.005
 
 
 class Relay:
@@ -54,6 +58,7 @@ class Relay:
         self._held: dict[str, tuple[float, float]] = {}  # license key -> (retry at, its backoff)
         self._next_retention = 0.0
         self._next_gauges = 0.0
+        self._last_batch = 0.0  # monotonic start of the last batch
         self._unmarked: list[int] = []  # ids the last batch published, marked with the next claim
 
     async def run(self) -> None:
@@ -99,6 +104,10 @@ class Relay:
     async def _publish_batch(self, connection: psycopg.AsyncConnection, publisher: Publisher) -> bool:
         """Marks the last batch's published rows, claims the next batch and publishes it. True when it
         claimed rows: more may be waiting, and the ones it published are yet to be marked."""
+        wait = self._last_batch + self.config.min_batch_interval - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._last_batch = time.monotonic()
         rows = await store.mark_and_claim(connection, self._unmarked, self.config.batch_size, self._held_keys())
         self._unmarked = []
         published, failed = await self._publish(rows, publisher)
