@@ -19,7 +19,8 @@ from licensing.v1 import licenses_pb2 as pb
 from server.adapters.local_services import EventStream
 
 from .data import copy_outbox_backlog
-from .infra import relay_process
+from .infra import connection_spread, relay_process
+from .pyload import open_evenly
 from .stats import percentile
 
 UPDATE = "/licensing.v1.LicenseService/UpdateLicense"
@@ -111,6 +112,7 @@ class LagResult:
     errors: int
     skipped: int  # calls not sent: MAX_IN_FLIGHT calls were already waiting
     first_error: str
+    spread: str  # the paced client's connections per server process
 
     def to_json(self) -> dict[str, Any]:
         return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -128,6 +130,7 @@ class _Pace:
     rate: float
     seconds: float  # warm-up included
     connections: int
+    server_pids: tuple[int, ...]  # the processes sharing the port, to spread the connections evenly over
 
 
 @dataclass(frozen=True)
@@ -136,18 +139,20 @@ class _Paced:
     errors: int
     skipped: int
     first_error: str
+    spread: str
 
 
 def measure_lag(address: str, metadata: Metadata, stream: EventStream, app_id: uuid.UUID, keys: list[str],
-                rate: float, seconds: float, warmup: float, connections: int) -> LagResult:
+                rate: float, seconds: float, warmup: float, connections: int,
+                server_pids: tuple[int, ...]) -> LagResult:
     """A paced client (own process) revokes/activates `keys` round-robin at `rate` changes/s; a
     JetStream consumer (this process) stamps each event's arrival. Lag = arrival - just before the
     call was sent, matched by license key + version. Both use CLOCK_MONOTONIC, which is system-wide."""
-    return asyncio.run(_lag(address, metadata, stream, app_id, keys, rate, seconds, warmup, connections))
+    pace = _Pace(address, metadata, keys, rate, warmup + seconds, connections, server_pids)
+    return asyncio.run(_lag(pace, stream, app_id, seconds, warmup))
 
 
-async def _lag(address: str, metadata: Metadata, stream: EventStream, app_id: uuid.UUID, keys: list[str],
-               rate: float, seconds: float, warmup: float, connections: int) -> LagResult:
+async def _lag(pace: _Pace, stream: EventStream, app_id: uuid.UUID, seconds: float, warmup: float) -> LagResult:
     received: dict[tuple[str, int], float] = {}
 
     async def on_event(msg: Msg) -> None:
@@ -161,7 +166,6 @@ async def _lag(address: str, metadata: Metadata, stream: EventStream, app_id: uu
             f"{stream.prefix}.{app_id}.>", stream=stream.name, cb=on_event, ordered_consumer=True,
             deliver_policy=DeliverPolicy.NEW, headers_only=True,
         )
-        pace = _Pace(address, metadata, keys, rate, warmup + seconds, connections)
         context = multiprocessing.get_context("spawn")
         loop = asyncio.get_running_loop()
         with context.Pool(1) as pool:
@@ -178,9 +182,10 @@ async def _lag(address: str, metadata: Metadata, stream: EventStream, app_id: uu
     lags = sorted((got - began) * 1000 for got, began, _ in matched)
     calls = sorted((answered - began) * 1000 for _, began, answered in matched)
     after = sorted((got - answered) * 1000 for got, _, answered in matched)
-    return LagResult(rate, len(window) / seconds, percentile(lags, 0.5), percentile(lags, 0.99),
+    return LagResult(pace.rate, len(window) / seconds, percentile(lags, 0.5), percentile(lags, 0.99),
                      percentile(calls, 0.5), percentile(calls, 0.99), percentile(after, 0.5), percentile(after, 0.99),
-                     len(lags), len(window) - len(lags), paced.errors, paced.skipped, paced.first_error)
+                     len(lags), len(window) - len(lags), paced.errors, paced.skipped, paced.first_error,
+                     paced.spread)
 
 
 def _run_paced(pace: _Pace) -> _Paced:
@@ -206,8 +211,8 @@ async def _paced(pace: _Pace) -> _Paced:
     changes: list[tuple[str, int, float, float]] = []
     errors = skipped = 0
     first_error = ""
-    channels = [grpc.aio.insecure_channel(pace.address, options=[("grpc.use_local_subchannel_pool", 1)])
-                for _ in range(pace.connections)]
+    channels, spread = await open_evenly(pace.address, pace.connections,
+                                         lambda: connection_spread(list(pace.server_pids), pace.address))
     calls = [c.unary_unary(UPDATE, request_serializer=None, response_deserializer=None) for c in channels]
     tasks: set[asyncio.Task[None]] = set()
 
@@ -234,8 +239,6 @@ async def _paced(pace: _Pace) -> _Paced:
         unusable.discard(key)
 
     try:
-        for channel in channels:
-            await asyncio.wait_for(channel.channel_ready(), 10)
         total = int(pace.rate * pace.seconds)
         start = time.monotonic()
         i = 0
@@ -257,4 +260,4 @@ async def _paced(pace: _Pace) -> _Paced:
         for channel in channels:
             with contextlib.suppress(Exception):
                 await channel.close()
-    return _Paced(changes, errors, skipped, first_error)
+    return _Paced(changes, errors, skipped, first_error, str(spread))

@@ -8,7 +8,8 @@ effects in the database afterwards.
 
 h2load reports no percentiles: they come from `--log-file` (start time, HTTP status, duration in µs
 per request). The warm-up is a separate, discarded h2load run, so that the measured run's byte
-counts cover exactly its own requests.
+counts cover exactly its own requests. The measured run starts over on new connections until the
+kernel has spread them evenly over the server's processes (`Spread.even`).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import grpc
 
+from .infra import EVEN_SPREAD_ATTEMPTS, Spread, settled_spread
 from .stats import Measurement
 
 Metadata = tuple[tuple[str, str], ...]
@@ -61,26 +63,24 @@ class H2Load:
 
     def run(self, address: str, method: str, request: bytes, metadata: Metadata, seconds: float, warmup: float,
             response_size: int, between: Callable[[], None] | None = None,
-            spread: Callable[[], str] | None = None) -> Measurement:
+            spread: Callable[[], Spread] | None = None) -> Measurement:
         """Drives `method` with the same request for `seconds` after `warmup`.
 
         `response_size` is the serialized response's length (from `check_call`): with it, the bytes
         received prove that (nearly) every counted request got a body, i.e. succeeded. `between` runs
-        after the warm-up, before the measured run (a side-effect snapshot); `spread` is asked, a moment
-        into the measured run, how the connections are spread over the server's processes.
+        after the warm-up, before the measured run (a side-effect snapshot); `spread` tells how the
+        connections are spread over the server's processes, and the measured run starts over on new
+        connections until it is even.
         """
         with tempfile.TemporaryDirectory(prefix="bench-h2load-") as tmp:
             body = Path(tmp) / "request.bin"
             body.write_bytes(grpc_frame(request))
             log = Path(tmp) / "requests.log"
             if warmup > 0:
-                self._h2load(address, method, body, metadata, warmup, None, None)
+                self._h2load(address, method, body, metadata, warmup, None)
             if between is not None:
                 between()
-            spread_seen: list[str] = []
-            started = time.monotonic()
-            summary = self._h2load(address, method, body, metadata, seconds, log,
-                                   (lambda: spread_seen.append(spread())) if spread else None)
+            summary, spread_seen, started = self._h2load(address, method, body, metadata, seconds, log, spread)
             latencies, errors = _read_log(log)
         expected = len(latencies) * (5 + response_size)
         received = summary.data_bytes
@@ -91,11 +91,12 @@ class H2Load:
                 f"{method}: received {received} response bytes for {len(latencies)} requests answered 200, "
                 f"expected ~{expected}: some calls failed with a gRPC error status"
             )
-        return Measurement.from_latencies("h2load", seconds, latencies, errors, "".join(spread_seen),
+        return Measurement.from_latencies("h2load", seconds, latencies, errors, str(spread_seen or ""),
                                           (started, started + seconds))
 
     def _h2load(self, address: str, method: str, body: Path, metadata: Metadata, seconds: float,
-                log: Path | None, observe: Callable[[], None] | None) -> _Summary:
+                log: Path | None, spread: Callable[[], Spread] | None = None) -> tuple[_Summary, Spread | None, float]:
+        """One h2load run: its summary, the spread it ran with, and when it started (monotonic)."""
         binary = h2load_binary()
         assert binary, "h2load is not installed"
         command = [
@@ -107,14 +108,21 @@ class H2Load:
         if log is not None:
             command.append(f"--log-file={log}")
         command.append(f"http://{address}{method}")
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as h2load:
-            if observe is not None:
-                time.sleep(min(1.0, seconds / 2))  # connected and busy by then
-                observe()
+        for attempt in range(1, EVEN_SPREAD_ATTEMPTS + 1):
+            if log is not None:
+                log.unlink(missing_ok=True)  # a killed attempt's lines are not the measured run's
+            started = time.monotonic()
+            h2load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            seen = settled_spread(spread, self.connections) if spread else None
+            if seen is None or seen.even or attempt == EVEN_SPREAD_ATTEMPTS:
+                break
+            h2load.kill()  # its connections close with it; the next run opens new ones
+            h2load.communicate()
+        with h2load:
             stdout, stderr = h2load.communicate(timeout=seconds + 60)
         if h2load.returncode != 0:
             raise RuntimeError(f"h2load failed ({h2load.returncode}): {stderr or stdout}")
-        return _Summary.parse(stdout)
+        return _Summary.parse(stdout), seen, started
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,12 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
+from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Barrier
 
 import grpc
 
+from .infra import EVEN_SPREAD_ATTEMPTS, Spread, settled_spread
 from .stats import Measurement
 
 Metadata = tuple[tuple[str, str], ...]
@@ -61,26 +63,33 @@ class PyLoad:
         return f"python grpc.aio ({self.processes} proc)"
 
     def run(self, address: str, method: str, metadata: Metadata, lanes: list[list[bytes]], seconds: float,
-            warmup: float, spread: Callable[[], str] | None = None) -> PyLoadResult:
-        """Runs every lane concurrently, spread over the processes, for `warmup` + `seconds`."""
+            warmup: float, spread: Callable[[], Spread] | None = None) -> PyLoadResult:
+        """Runs every lane concurrently, spread over the processes, for `warmup` + `seconds`. With
+        `spread`, the processes connect again until their connections are spread evenly over the
+        server's processes."""
         processes = min(self.processes, len(lanes))
         per_process = max(1, self.connections // processes)
         works = [Work(address, method, metadata, lanes[i::processes], per_process, warmup, seconds)
                  for i in range(processes)]
         context = multiprocessing.get_context("spawn")  # gRPC's core must not be inherited across fork
-        # The barrier starts every process's clock together once all are connected, so the measured
-        # windows coincide and their calls/s add up.
-        barrier = context.Barrier(processes)
+        # The barrier (the children and this process) starts every child's clock together once all
+        # are connected and the spread is even, so the measured windows coincide and calls/s add up.
+        barrier = context.Barrier(processes + 1)
+        go = context.Value("b", 0)
         queue = context.Queue()
-        children = [context.Process(target=_run_process, args=(work, barrier, queue)) for work in works]
+        children = [context.Process(target=_run_process, args=(work, barrier, go, queue)) for work in works]
         started = time.monotonic()
         for child in children:
             child.start()
         try:
-            seen = ""
-            if spread is not None:
-                time.sleep(warmup + min(3.0, seconds / 2))  # spawned, connected and busy by then
-                seen = spread()
+            seen = None
+            for attempt in range(1, EVEN_SPREAD_ATTEMPTS + 1):
+                barrier.wait(timeout=120)  # every child connected
+                seen = settled_spread(spread, per_process * processes) if spread else None
+                go.value = seen is None or seen.even or attempt == EVEN_SPREAD_ATTEMPTS
+                barrier.wait(timeout=60)  # every child knows whether to start or to connect again
+                if go.value:
+                    break
             results: list[ProcessResult] = [queue.get(timeout=warmup + seconds + 120) for _ in children]
         finally:
             for child in children:
@@ -96,25 +105,28 @@ class PyLoad:
         first_error = next((r.first_error for r in results if r.first_error), "")
         # The children start measuring after spawning, connecting and warming up: about this window.
         ended = time.monotonic()
-        measurement = Measurement.from_latencies(self.name, seconds, latencies, errors, seen,
+        measurement = Measurement.from_latencies(self.name, seconds, latencies, errors, str(seen or ""),
                                                  (max(started, ended - seconds), ended))
         return PyLoadResult(measurement, total_ok, first_error)
 
 
-def _run_process(work: Work, barrier: Barrier, queue: Queue) -> None:  # type: ignore[type-arg]
-    queue.put(asyncio.run(_drive(work, barrier)))
+def _run_process(work: Work, barrier: Barrier, go: Synchronized, queue: Queue) -> None:  # type: ignore[type-arg]
+    queue.put(asyncio.run(_drive(work, barrier, go)))
 
 
-async def _drive(work: Work, barrier: Barrier) -> ProcessResult:
-    # A channel of its own subchannel pool is its own TCP connection, so the kernel can spread them.
-    channels = [grpc.aio.insecure_channel(work.address, options=[("grpc.use_local_subchannel_pool", 1)])
-                for _ in range(work.connections)]
-    try:
+async def _drive(work: Work, barrier: Barrier, go: Synchronized) -> ProcessResult:  # type: ignore[type-arg]
+    while True:
+        channels = await open_channels(work.address, work.connections)
+        # Blocking is fine: nothing else runs in this process yet.
+        barrier.wait(timeout=120)  # every process connected: the parent looks at the spread
+        barrier.wait(timeout=60)
+        if go.value:
+            break
         for channel in channels:
-            await asyncio.wait_for(channel.channel_ready(), 10)
+            await channel.close()
+    try:
         calls = [channel.unary_unary(work.method, request_serializer=None, response_deserializer=None)
                  for channel in channels]
-        barrier.wait(timeout=60)  # blocking is fine: nothing else runs in this process yet
         start = time.perf_counter()
         measure_from, end = start + work.warmup, start + work.warmup + work.seconds
         latencies = array("d")
@@ -148,3 +160,26 @@ async def _drive(work: Work, barrier: Barrier) -> ProcessResult:
     finally:
         for channel in channels:
             await channel.close()
+
+
+async def open_channels(address: str, n: int) -> list[grpc.aio.Channel]:
+    """`n` connected channels, each its own TCP connection (its own subchannel pool), so that the
+    kernel spreads them over the server's processes."""
+    channels = [grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(n)]
+    for channel in channels:
+        await asyncio.wait_for(channel.channel_ready(), 10)
+    return channels
+
+
+async def open_evenly(address: str, n: int, spread: Callable[[], Spread]) -> tuple[list[grpc.aio.Channel], Spread]:
+    """`n` connected channels, opened again until they are spread evenly over the server's processes
+    (or `EVEN_SPREAD_ATTEMPTS` tries), and their spread."""
+    for attempt in range(1, EVEN_SPREAD_ATTEMPTS + 1):
+        channels = await open_channels(address, n)
+        seen = settled_spread(spread, n)
+        if seen.even or attempt == EVEN_SPREAD_ATTEMPTS:
+            break
+        for channel in channels:
+            await channel.close()
+    return channels, seen

@@ -162,7 +162,8 @@ class Report:
             lines.append(f"    at {lag.rate_achieved:,.0f} of {lag.rate_asked:,.0f} changes/s asked (UpdateLicense); "
                          f"the call itself p50 {lag.call_p50_ms:,.1f} / p99 {lag.call_p99_ms:,.1f} ms, answer to event "
                          f"p50 {lag.after_p50_ms:,.1f} / p99 {lag.after_p99_ms:,.1f} ms; {lag.matched:,} matched, "
-                         f"{lag.missing} missing, {lag.skipped:,} skipped (queue full), {lag.errors} errors"
+                         f"{lag.missing} missing, {lag.skipped:,} skipped (queue full), {lag.errors} errors, "
+                         f"connections {lag.spread}"
                          f"{': ' + lag.first_error if lag.errors else ''}")
         return lines
 

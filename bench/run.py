@@ -181,7 +181,7 @@ def _lag(run: Run, ctx: scenarios.Context, stream: EventStream) -> None:
     def at(rate: float, keys: list[str]) -> None:
         lag = run.attempt(f"call-to-event lag at {rate:,.0f} changes/s", lambda: events.measure_lag(
             ctx.address, ctx.account.metadata, stream, ctx.account.apps["lag"], keys, rate,
-            s.seconds, s.warmup, connections=s.connections))
+            s.seconds, s.warmup, connections=s.connections, server_pids=tuple(ctx.server.process.children())))
         if lag is not None:
             run.report.lags.append(lag)
             if not lag.matched:
