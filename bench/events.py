@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import multiprocessing
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import nats
 import psycopg
 from nats.aio.msg import Msg
@@ -19,8 +17,8 @@ from licensing.v1 import licenses_pb2 as pb
 from server.adapters.local_services import EventStream
 
 from .data import copy_outbox_backlog
-from .infra import connection_spread, relay_process
-from .pyload import open_evenly
+from .h2client import CallFailed, UnaryConnection
+from .infra import EVEN_SPREAD_ATTEMPTS, Spread, connection_spread, relay_process, settled_spread
 from .stats import percentile
 
 UPDATE = "/licensing.v1.LicenseService/UpdateLicense"
@@ -211,9 +209,7 @@ async def _paced(pace: _Pace) -> _Paced:
     changes: list[tuple[str, int, float, float]] = []
     errors = skipped = 0
     first_error = ""
-    channels, spread = await open_evenly(pace.address, pace.connections,
-                                         lambda: connection_spread(list(pace.server_pids), pace.address))
-    calls = [c.unary_unary(UPDATE, request_serializer=None, response_deserializer=None) for c in channels]
+    connections, spread = await _open_evenly(pace)
     tasks: set[asyncio.Task[None]] = set()
 
     async def change(i: int, key: str) -> None:
@@ -221,11 +217,10 @@ async def _paced(pace: _Pace) -> _Paced:
         unusable.add(key)
         began = time.monotonic()
         try:
-            response = await calls[i % len(calls)](requests[(key, not revoked[key])], metadata=pace.metadata,
-                                                   timeout=30)
-        except grpc.aio.AioRpcError as error:
+            response = await connections[i % len(connections)].call(requests[(key, not revoked[key])])
+        except CallFailed as error:
             errors += 1
-            first_error = first_error or f"{error.code().name}: {error.details()}"
+            first_error = first_error or str(error)
             return  # stays unusable
         answered = time.monotonic()
         lic = pb.UpdateLicenseResponse.FromString(response).license
@@ -255,9 +250,21 @@ async def _paced(pace: _Pace) -> _Paced:
                 i += 1
             await asyncio.sleep(max(0.0, start + i / pace.rate - time.monotonic()))
         if tasks:
-            await asyncio.wait(tasks, timeout=45)  # past the calls' own 30s deadline: none is cut off by us
+            await asyncio.wait(tasks, timeout=45)
     finally:
-        for channel in channels:
-            with contextlib.suppress(Exception):
-                await channel.close()
+        for connection in connections:
+            await connection.close()
     return _Paced(changes, errors, skipped, first_error, str(spread))
+
+
+async def _open_evenly(pace: _Pace) -> tuple[list[UnaryConnection], Spread]:
+    """The paced client's connections, opened again until they are spread evenly over the server's
+    processes (or `EVEN_SPREAD_ATTEMPTS` tries), and their spread."""
+    for attempt in range(1, EVEN_SPREAD_ATTEMPTS + 1):
+        connections = [await UnaryConnection.open(pace.address, UPDATE, pace.metadata) for _ in range(pace.connections)]
+        seen = settled_spread(lambda: connection_spread(list(pace.server_pids), pace.address), pace.connections)
+        if seen.even or attempt == EVEN_SPREAD_ATTEMPTS:
+            break
+        for connection in connections:
+            await connection.close()
+    return connections, seen

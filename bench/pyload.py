@@ -171,15 +171,3 @@ async def open_channels(address: str, n: int) -> list[grpc.aio.Channel]:
         await asyncio.wait_for(channel.channel_ready(), 10)
     return channels
 
-
-async def open_evenly(address: str, n: int, spread: Callable[[], Spread]) -> tuple[list[grpc.aio.Channel], Spread]:
-    """`n` connected channels, opened again until they are spread evenly over the server's processes
-    (or `EVEN_SPREAD_ATTEMPTS` tries), and their spread."""
-    for attempt in range(1, EVEN_SPREAD_ATTEMPTS + 1):
-        channels = await open_channels(address, n)
-        seen = settled_spread(spread, n)
-        if seen.even or attempt == EVEN_SPREAD_ATTEMPTS:
-            break
-        for channel in channels:
-            await channel.close()
-    return channels, seen
