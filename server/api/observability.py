@@ -42,18 +42,29 @@ class CallRecord:
     @classmethod
     def begin(cls, method: str, metadata: Sequence[tuple[str, str | bytes]]) -> CallRecord:
         # The caller's own request id when it sends one (to follow a call across services), else a new one.
-        sent = next((str(v) for k, v in metadata if k == "x-request-id"), "")
-        return cls(method, sent[:64] or new_request_id())
+        for key, value in metadata:
+            if key == "x-request-id" and value:
+                return cls(method, str(value)[:64])
+        return cls(method, new_request_id())
 
     def finish(self) -> None:
         seconds = time.perf_counter() - self.started
-        RPCS.labels(self.method, self.code.name).inc()
-        RPC_SECONDS.labels(self.method).observe(seconds)
-        access_log.write({
-            "method": self.method,
-            "code": self.code.name,
-            "ms": round(seconds * 1000, 2),
-            "account": str(self.caller.account_id) if self.caller else None,
-            "token_id": str(self.caller.token_id) if self.caller else None,
-            "request_id": self.request_id,
-        })
+        code = self.code.name
+        calls, durations = _metrics_of(self.method, code)
+        calls.inc()
+        durations.observe(seconds)
+        caller = self.caller
+        access_log.write_call(self.method, code, round(seconds * 1000, 2), caller.account_id if caller else None,
+                              caller.token_id if caller else None, self.request_id)
+
+
+# The labelled series of each (method, code), looked up once: `labels()` validates and locks on
+# every call otherwise. Methods and codes are few, so the dict stays small.
+_SERIES: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+
+
+def _metrics_of(method: str, code: str) -> tuple[Counter, Histogram]:
+    series = _SERIES.get((method, code))
+    if series is None:
+        series = _SERIES[(method, code)] = (RPCS.labels(method, code), RPC_SECONDS.labels(method))
+    return series

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -72,3 +73,17 @@ def test_nothing_is_written_above_info(capsys: pytest.CaptureFixture[str]) -> No
     logging.getLogger(LOGGER_NAME).setLevel(logging.WARNING)
     AccessLog().write(FIELDS)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("ids", [(None, None), (uuid.UUID(int=1), uuid.UUID(int=2))], ids=["no-caller", "caller"])
+@pytest.mark.parametrize("request_id", ["r1", 'quote " backslash \\ newline \n ü'], ids=["plain", "needs-escaping"])
+def test_write_call_writes_the_object_write_makes(capsys: pytest.CaptureFixture[str], ids: tuple[uuid.UUID | None, uuid.UUID | None],
+                                                  request_id: str) -> None:
+    account, token_id = ids
+    log = AccessLog()
+    log.write_call("GetLicense", "OK", 1.25, account, token_id, request_id)
+    log.write({"method": "GetLicense", "code": "OK", "ms": 1.25, "account": str(account) if account else None,
+               "token_id": str(token_id) if token_id else None, "request_id": request_id})
+    direct, via_dumps = (json.loads(line) for line in capsys.readouterr().err.splitlines())
+    assert list(direct) == list(via_dumps)  # the same fields in the same order
+    assert {**direct, "time": ""} == {**via_dumps, "time": ""}  # the second may turn between the two
