@@ -157,6 +157,8 @@ def _scenarios(run: Run, ctx: scenarios.Context) -> None:
                                                        lambda: scenarios.validate_license(ctx))) is not None:
         rows.append(validated[0])
         run.profiles.append(validated[1])
+    if wants("validate") and (row := run.attempt("GetSigningKeys", lambda: scenarios.signing_keys(ctx))) is not None:
+        rows.append(row)
     if wants("list") and (listed := run.attempt("ListLicenses", lambda: scenarios.list_licenses(ctx))) is not None:
         rows.extend(listed[0])
         run.report.page_costs.extend(listed[1])
