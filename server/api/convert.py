@@ -44,8 +44,11 @@ _MICROSECOND = timedelta(microseconds=1)
 
 
 def set_time(field: Timestamp, moment: datetime) -> None:
-    """`field.FromDatetime(moment)` for an aware datetime, a third of the cost (a list page sets ~150)."""
-    field.FromMicroseconds((moment - _EPOCH) // _MICROSECOND)
+    """`field.FromDatetime(moment)` for an aware datetime, a quarter of the cost (a list page sets
+    ~150, a validation 7): FromMicroseconds' arithmetic, without its Python-level call."""
+    seconds, micros = divmod((moment - _EPOCH) // _MICROSECOND, 1_000_000)
+    field.seconds = seconds
+    field.nanos = micros * 1000
 
 
 def license_message(lic: License, now: datetime) -> pb.License:
