@@ -11,6 +11,7 @@ rounds (tens of microseconds); under load one query answers many calls.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
@@ -84,20 +85,21 @@ class BatchLoader(Generic[K, V]):
             keys = list(self._waiting)[: self._max_batch]
             batch = {key: self._waiting.pop(key) for key in keys}
             self._in_flight += 1
-            task = loop.create_task(self._run(loop, batch))
+            task = loop.create_task(self._run(batch))
             self._running[task] = batch  # also the strong reference a task needs: the loop keeps weak ones
-            task.add_done_callback(self._finished)
+            task.add_done_callback(functools.partial(self._finished, loop))
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        del self._running[task]
+    def _finished(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
+        """However the batch's task ended. Here and not in the task: a task cancelled before its first
+        step (every caller left in between) never runs its body, and the loader must go on."""
+        for future in _pending(self._running.pop(task)):
+            future.cancel()  # the task was cancelled: no caller is left, or the server is stopping
+        self._in_flight -= 1
+        self._schedule(loop)
 
-    async def _run(self, loop: asyncio.AbstractEventLoop, batch: dict[K, list[asyncio.Future[V | None]]]) -> None:
+    async def _run(self, batch: dict[K, list[asyncio.Future[V | None]]]) -> None:
         try:
             found = await self._fetch(list(batch))
-        except asyncio.CancelledError:  # no caller is left, or the server is stopping
-            for future in _pending(batch):
-                future.cancel()
-            raise
         except Exception as error:  # handed to every caller of the batch, each sees it raised
             for future in _pending(batch):
                 future.set_exception(error)
@@ -106,9 +108,6 @@ class BatchLoader(Generic[K, V]):
                 for future in futures:
                     if not future.done():  # its caller may have been cancelled meanwhile
                         future.set_result(found.get(key))
-        finally:
-            self._in_flight -= 1
-            self._schedule(loop)
 
 
 def _pending(batch: dict[K, list[asyncio.Future[V | None]]]) -> list[asyncio.Future[V | None]]:

@@ -134,3 +134,21 @@ def test_a_caller_that_leaves_before_its_query_starts_is_not_looked_up() -> None
         return fetch.calls
 
     assert asyncio.run(scenario()) == [[1], [3]]
+
+
+def test_callers_that_all_leave_before_their_query_task_first_runs_do_not_stop_the_loader() -> None:
+    """The window a bench run hit when its clients went away together: the batch's task is created,
+    every caller of it is cancelled before the task's first step, so the task is cancelled before its
+    body ever runs. One worker then answered no license read until restarted."""
+
+    async def scenario() -> int | None:
+        loader = BatchLoader(Squares(), max_rounds=1)  # the batch starts on the loop's next round
+        caller = asyncio.ensure_future(loader.load(2))
+        await asyncio.sleep(0)  # the caller asks: the batch is due next round
+        caller.cancel()  # its wake-up comes after the batch starts, before the batch's task first runs
+        await asyncio.sleep(0)
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        return await asyncio.wait_for(loader.load(3), timeout=1)
+
+    assert asyncio.run(scenario()) == 9
