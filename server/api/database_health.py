@@ -3,7 +3,8 @@ Kubernetes readiness probes send calls elsewhere; both pools' use is exported as
 
 The check has a connection of its own: through the pools, a check queued behind calls that hold
 every connection read as "database down" under load (seen: NOT_SERVING for 6 s while PostgreSQL was
-fine), which sends the load elsewhere exactly when this replica is busiest."""
+fine), which sends the load elsewhere exactly when this replica is busiest. For the same reason a
+check that is only slow is not enough: see `DatabaseProbe`."""
 from __future__ import annotations
 
 import asyncio
@@ -14,10 +15,12 @@ from typing import Any
 import psycopg
 from grpc_health.v1 import health, health_pb2
 from prometheus_client import Gauge
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
+IDLE = TransactionStatus.IDLE
 
 POOL_CONNECTIONS = Gauge(
     "licensing_db_pool_connections", "Connections of the fast-path pool by state", ["state"],
@@ -60,11 +63,20 @@ def _export_pool_use(pool: AsyncConnectionPool[Any], engine: AsyncEngine) -> Non
 
 
 class DatabaseProbe:
-    """`SELECT 1` on a connection of its own, made again after any failure."""
+    """`SELECT 1` on a connection of its own, made again after a failure.
 
-    def __init__(self, database_url: str, timeout: float) -> None:
+    An error (refused, terminated, no such database) means unreachable at once. A probe that only
+    takes longer than `timeout` may be this process's event loop being busy: with every core taken
+    by calls (bench, GetSigningKeys at ~5k calls/s, which no query serves), SELECT 1 here took
+    0.9 s and more, and health went NOT_SERVING in both workers for 6 and 15 s (two runs) while
+    every call was answered. So it takes `slow_before_down` slow probes in a row: with a 2 s
+    interval, ~9 s of a database that does not answer at all, as behind a network partition."""
+
+    def __init__(self, database_url: str, timeout: float, slow_before_down: int = 3) -> None:
         self._url = database_url
         self._timeout = timeout
+        self._slow_before_down = slow_before_down
+        self._slow = 0  # slow probes in a row
         self._connection: psycopg.AsyncConnection[Any] | None = None
 
     async def reachable(self) -> bool:
@@ -73,10 +85,16 @@ class DatabaseProbe:
                 if self._connection is None:
                     self._connection = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
                 await self._connection.execute("SELECT 1")
-            return True
-        except Exception:  # any failure to answer within the timeout means: do not send calls here
+        except TimeoutError:
+            self._slow += 1
+            if self._connection is not None and self._connection.info.transaction_status != IDLE:
+                await self.close()  # the cancelled SELECT left it in an unknown state
+            return self._slow < self._slow_before_down
+        except Exception:  # any error: do not send calls here
             await self.close()
             return False
+        self._slow = 0
+        return True
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None

@@ -1,0 +1,45 @@
+"""The health check's database probe: an error means down at once, slowness only when it lasts."""
+from __future__ import annotations
+
+import asyncio
+
+from server.api.database_health import DatabaseProbe
+
+
+def _probes(probe: DatabaseProbe, n: int) -> list[bool]:
+    async def run() -> list[bool]:
+        try:
+            return [await probe.reachable() for _ in range(n)]
+        finally:
+            await probe.close()
+
+    return asyncio.run(run())
+
+
+def test_a_database_that_answers_is_reachable(database_url: str) -> None:
+    assert _probes(DatabaseProbe(database_url, timeout=5), 2) == [True, True]
+
+
+def test_a_refused_connection_is_unreachable_at_the_first_probe() -> None:
+    assert _probes(DatabaseProbe("postgresql://postgres@127.0.0.1:1/none", timeout=5), 1) == [False]
+
+
+def test_only_slow_probes_in_a_row_mean_unreachable(database_url: str) -> None:
+    # A timeout no connection can meet: every probe is slow.
+    assert _probes(DatabaseProbe(database_url, timeout=1e-6, slow_before_down=3), 4) == [True, True, False, False]
+
+
+def test_an_answer_in_time_forgets_the_slow_probes_before_it(database_url: str) -> None:
+    probe = DatabaseProbe(database_url, timeout=1e-6, slow_before_down=2)
+
+    async def run() -> list[bool]:
+        try:
+            slow = await probe.reachable()
+            probe._timeout = 5  # the database answers in time again
+            answered = await probe.reachable()
+            probe._timeout = 1e-6
+            return [slow, answered, await probe.reachable()]
+        finally:
+            await probe.close()
+
+    assert asyncio.run(run()) == [True, True, True]
