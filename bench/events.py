@@ -250,7 +250,10 @@ async def _paced(pace: _Pace) -> _Paced:
                 i += 1
             await asyncio.sleep(max(0.0, start + i / pace.rate - time.monotonic()))
         if tasks:
-            await asyncio.wait(tasks, timeout=45)
+            _, unanswered = await asyncio.wait(tasks, timeout=45)
+            if unanswered:  # the raw client has no deadline: a call still waiting is a failed one
+                errors += len(unanswered)
+                first_error = first_error or f"{len(unanswered)} calls unanswered 45 s after the last was sent"
     finally:
         for connection in connections:
             await connection.close()
