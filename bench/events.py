@@ -18,7 +18,14 @@ from server.adapters.local_services import EventStream
 
 from .data import copy_outbox_backlog
 from .h2client import CallFailed, UnaryConnection
-from .infra import EVEN_SPREAD_ATTEMPTS, Spread, connection_spread, relay_process, settled_spread
+from .infra import (
+    EVEN_SPREAD_ATTEMPTS,
+    Spread,
+    connection_spread,
+    keep_connections,
+    relay_process,
+    settled_spread,
+)
 from .stats import percentile
 
 UPDATE = "/licensing.v1.LicenseService/UpdateLicense"
@@ -266,7 +273,7 @@ async def _open_evenly(pace: _Pace) -> tuple[list[UnaryConnection], Spread]:
     for attempt in range(1, EVEN_SPREAD_ATTEMPTS + 1):
         connections = [await UnaryConnection.open(pace.address, UPDATE, pace.metadata) for _ in range(pace.connections)]
         seen = settled_spread(lambda: connection_spread(list(pace.server_pids), pace.address), pace.connections)
-        if seen.even or attempt == EVEN_SPREAD_ATTEMPTS:
+        if keep_connections(seen, attempt):
             break
         for connection in connections:
             await connection.close()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import grpc
 
-from .infra import EVEN_SPREAD_ATTEMPTS, Spread, settled_spread
+from .infra import EVEN_SPREAD_ATTEMPTS, Spread, keep_connections, settled_spread
 from .stats import Measurement
 
 Metadata = tuple[tuple[str, str], ...]
@@ -114,7 +114,7 @@ class H2Load:
             started = time.monotonic()
             h2load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             seen = settled_spread(spread, self.connections) if spread else None
-            if seen is None or seen.even or attempt == EVEN_SPREAD_ATTEMPTS:
+            if keep_connections(seen, attempt):
                 break
             h2load.kill()  # its connections close with it; the next run opens new ones
             h2load.communicate()

@@ -181,6 +181,12 @@ class Spread:
 EVEN_SPREAD_ATTEMPTS = 12
 
 
+def keep_connections(seen: Spread | None, attempt: int) -> bool:
+    """Whether a load generator measures on the connections it has: they are spread evenly, no spread
+    was asked for (None), or this was its last try."""
+    return seen is None or seen.even or attempt == EVEN_SPREAD_ATTEMPTS
+
+
 def connection_spread(pids: list[int], address: str) -> Spread:
     """Established client connections to `address` per server process."""
     port = int(address.rpartition(":")[2])

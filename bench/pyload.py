@@ -21,7 +21,7 @@ from multiprocessing.synchronize import Barrier
 
 import grpc
 
-from .infra import EVEN_SPREAD_ATTEMPTS, Spread, settled_spread
+from .infra import EVEN_SPREAD_ATTEMPTS, Spread, keep_connections, settled_spread
 from .stats import Measurement
 
 Metadata = tuple[tuple[str, str], ...]
@@ -86,7 +86,7 @@ class PyLoad:
             for attempt in range(1, EVEN_SPREAD_ATTEMPTS + 1):
                 barrier.wait(timeout=120)  # every child connected
                 seen = settled_spread(spread, per_process * processes) if spread else None
-                go.value = seen is None or seen.even or attempt == EVEN_SPREAD_ATTEMPTS
+                go.value = keep_connections(seen, attempt)
                 barrier.wait(timeout=60)  # every child knows whether to start or to connect again
                 if go.value:
                     break
@@ -170,4 +170,3 @@ async def open_channels(address: str, n: int) -> list[grpc.aio.Channel]:
     for channel in channels:
         await asyncio.wait_for(channel.channel_ready(), 10)
     return channels
-

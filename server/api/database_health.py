@@ -20,7 +20,6 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
-IDLE = TransactionStatus.IDLE
 
 POOL_CONNECTIONS = Gauge(
     "licensing_db_pool_connections", "Connections of the fast-path pool by state", ["state"],
@@ -87,7 +86,7 @@ class DatabaseProbe:
                 await self._connection.execute("SELECT 1")
         except TimeoutError:
             self._slow += 1
-            if self._connection is not None and self._connection.info.transaction_status != IDLE:
+            if self._connection is not None and self._connection.info.transaction_status != TransactionStatus.IDLE:
                 await self.close()  # the cancelled SELECT left it in an unknown state
             return self._slow < self._slow_before_down
         except Exception:  # any error: do not send calls here
