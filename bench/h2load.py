@@ -67,10 +67,11 @@ class H2Load:
         """Drives `method` with the same request for `seconds` after `warmup`.
 
         `response_size` is the serialized response's length (from `check_call`): with it, the bytes
-        received prove that (nearly) every counted request got a body, i.e. succeeded. `between` runs
-        after the warm-up, before the measured run (a side-effect snapshot); `spread` tells how the
-        connections are spread over the server's processes, and the measured run starts over on new
-        connections until it is even.
+        received prove that (nearly) every counted request got a body, i.e. succeeded. `spread` tells
+        how the connections are spread over the server's processes, and the measured run starts over
+        on new connections until it is even. `between` runs after the warm-up, before each start of
+        the measured run (a side-effect snapshot): the calls of a start given up for its spread are
+        in no count, so their side effects must not fall after the snapshot that is used.
         """
         with tempfile.TemporaryDirectory(prefix="bench-h2load-") as tmp:
             body = Path(tmp) / "request.bin"
@@ -78,9 +79,8 @@ class H2Load:
             log = Path(tmp) / "requests.log"
             if warmup > 0:
                 self._h2load(address, method, body, metadata, warmup, None)
-            if between is not None:
-                between()
-            summary, spread_seen, started = self._h2load(address, method, body, metadata, seconds, log, spread)
+            summary, spread_seen, started = self._h2load(address, method, body, metadata, seconds, log, spread,
+                                                         between)
             latencies, errors = _read_log(log)
         expected = len(latencies) * (5 + response_size)
         received = summary.data_bytes
@@ -95,7 +95,8 @@ class H2Load:
                                           (started, started + seconds))
 
     def _h2load(self, address: str, method: str, body: Path, metadata: Metadata, seconds: float,
-                log: Path | None, spread: Callable[[], Spread] | None = None) -> tuple[_Summary, Spread | None, float]:
+                log: Path | None, spread: Callable[[], Spread] | None = None,
+                before_each: Callable[[], None] | None = None) -> tuple[_Summary, Spread | None, float]:
         """One h2load run: its summary, the spread it ran with, and when it started (monotonic)."""
         binary = h2load_binary()
         assert binary, "h2load is not installed"
@@ -111,6 +112,8 @@ class H2Load:
         for attempt in range(1, EVEN_SPREAD_ATTEMPTS + 1):
             if log is not None:
                 log.unlink(missing_ok=True)  # a killed attempt's lines are not the measured run's
+            if before_each is not None:
+                before_each()
             started = time.monotonic()
             h2load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             seen = settled_spread(spread, self.connections) if spread else None

@@ -333,7 +333,7 @@ def create_licenses(ctx: Context, quantity: int) -> tuple[Row, str]:
     run = ctx.drivers.fixed(ctx.address, CREATE, request, ctx.account.metadata,
                             between=lambda: snapshot.append(_licenses_and_credits(ctx, app)), spread=ctx.server.spread)
     time.sleep(1)  # calls the load generator gave up on at its deadline may still commit
-    licenses_before, credits_before = snapshot[0]
+    licenses_before, credits_before = snapshot[-1]  # taken just before the measured run's start
     licenses_after, credits_after = _licenses_and_credits(ctx, app)
     created, spent = licenses_after - licenses_before, credits_before - credits_after
     if created != spent:
