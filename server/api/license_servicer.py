@@ -13,7 +13,7 @@ from server.domain.clock import utcnow
 from server.service.auth import Authenticator
 from server.service.licenses import LicenseService
 
-from .convert import ACTIONS, license_message, license_messages, optional_int, optional_time
+from .convert import ACTIONS, fill_license, fill_licenses, optional_int, optional_time
 from .handler import rpc
 
 Context: TypeAlias = grpc.aio.ServicerContext  # type: ignore[type-arg]
@@ -38,19 +38,26 @@ class LicenseServicer(licenses_pb2_grpc.LicenseServiceServicer):
             now=now,
         )
         created = await self.licenses.create(caller, cmd)
-        return pb.CreateLicensesResponse(licenses=license_messages(created, now))
+        response = pb.CreateLicensesResponse()
+        fill_licenses(response.licenses, created, now)
+        return response
 
     @rpc(Scope.READ)
     async def ListLicenses(self, request: pb.ListLicensesRequest, context: Context, caller: Caller) -> pb.ListLicensesResponse:
         cmd = commands.list_licenses(app_id=request.app_id, limit=optional_int(request, "limit"), cursor=request.cursor)
         page = await self.licenses.list(caller, cmd)
+        response = pb.ListLicensesResponse(cursor=page.cursor)
         now = utcnow()
-        return pb.ListLicensesResponse(licenses=[license_message(lic, now) for lic in page.licenses], cursor=page.cursor)
+        for lic in page.licenses:
+            fill_license(response.licenses.add(), lic, now)
+        return response
 
     @rpc(Scope.READ)
     async def GetLicense(self, request: pb.GetLicenseRequest, context: Context, caller: Caller) -> pb.GetLicenseResponse:
         lic = await self.licenses.get(caller, commands.license_key(request.key))
-        return pb.GetLicenseResponse(license=license_message(lic, utcnow()))
+        response = pb.GetLicenseResponse()
+        fill_license(response.license, lic, utcnow())
+        return response
 
     @rpc(Scope.WRITE)
     async def UpdateLicense(self, request: pb.UpdateLicenseRequest, context: Context, caller: Caller) -> pb.UpdateLicenseResponse:
@@ -62,9 +69,13 @@ class LicenseServicer(licenses_pb2_grpc.LicenseServiceServicer):
             now=now,
         )
         lic = await self.licenses.update(caller, cmd)
-        return pb.UpdateLicenseResponse(license=license_message(lic, utcnow()))
+        response = pb.UpdateLicenseResponse()
+        fill_license(response.license, lic, utcnow())
+        return response
 
     @rpc(Scope.WRITE)
     async def DeleteLicense(self, request: pb.DeleteLicenseRequest, context: Context, caller: Caller) -> pb.DeleteLicenseResponse:
         lic = await self.licenses.delete(caller, commands.license_key(request.key))
-        return pb.DeleteLicenseResponse(license=license_message(lic, utcnow()))
+        response = pb.DeleteLicenseResponse()
+        fill_license(response.license, lic, utcnow())
+        return response

@@ -15,7 +15,7 @@ from server.domain.validation import Check, Code, Mode
 from server.service.auth import Authenticator
 from server.service.validation import Outcome, ValidationService
 
-from .convert import license_message, set_time
+from .convert import fill_license, set_time
 from .handler import rpc
 
 Context: TypeAlias = grpc.aio.ServicerContext  # type: ignore[type-arg]
@@ -75,7 +75,7 @@ class ValidationServicer(validation_pb2_grpc.ValidationServiceServicer):
             receipt=payload, signature=signature, signing_key_id=key_id,
         )
         if lic is not None:
-            result.license.CopyFrom(license_message(lic, now))
+            fill_license(result.license, lic, now)
         return result
 
 

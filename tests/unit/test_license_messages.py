@@ -1,5 +1,5 @@
-"""license_messages copies the first license's message for licenses alike but for their key, and
-converts any other license on its own: the answer equals converting each license."""
+"""fill_licenses copies the message before for licenses alike but for their key, and converts any
+other license on its own: the answer equals converting each license."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from server.api.convert import license_message, license_messages
+from licensing.v1 import licenses_pb2 as pb
+from server.api.convert import fill_licenses, license_message
 from server.domain.licenses import HwidBinding, License
 
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
@@ -25,9 +26,15 @@ FIRST = License(key="AAAA-AAAA-AAAA-AAAA", app_id="00000000-0000-0000-0000-00000
     replace(FIRST, key="BBBB-BBBB-BBBB-BBBB", version=2, updated_at=NOW + timedelta(seconds=1)),
 ], ids=["alike", "label", "no expiry", "revoked", "bound", "version"])
 def test_each_message_equals_its_own_conversion(other: License) -> None:
-    licenses = [FIRST, other, replace(FIRST, key="CCCC-CCCC-CCCC-CCCC")]
-    assert license_messages(licenses, NOW) == [license_message(lic, NOW) for lic in licenses]
+    licenses = [FIRST, other, replace(FIRST, key="CCCC-CCCC-CCCC-CCCC"), replace(other, key="DDDD-DDDD-DDDD-DDDD")]
+    assert _filled(licenses) == [license_message(lic, NOW) for lic in licenses]
 
 
 def test_no_licenses_no_messages() -> None:
-    assert license_messages([], NOW) == []
+    assert _filled([]) == []
+
+
+def _filled(licenses: list[License]) -> list[pb.License]:
+    response = pb.CreateLicensesResponse()
+    fill_licenses(response.licenses, licenses, NOW)
+    return list(response.licenses)
