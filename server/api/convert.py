@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from operator import attrgetter
 
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
@@ -41,15 +41,16 @@ def optional_int(message: object, field_name: str) -> int | None:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
+_DAY_SECONDS = 86_400
 
 
 def set_time(field: Timestamp, moment: datetime) -> None:
-    """`field.FromDatetime(moment)` for an aware datetime, a quarter of the cost (a list page sets
-    ~150, a validation 7): FromMicroseconds' arithmetic, without its Python-level call."""
-    seconds, micros = divmod((moment - _EPOCH) // _MICROSECOND, 1_000_000)
-    field.seconds = seconds
-    field.nanos = micros * 1000
+    """`field.FromDatetime(moment)` for an aware datetime, a sixth of the cost (a list page sets
+    ~150, a validation 7). A timedelta keeps its seconds and microseconds non-negative whatever the
+    sign of its days, which is the Timestamp's own normal form."""
+    since = moment - _EPOCH
+    field.seconds = since.days * _DAY_SECONDS + since.seconds
+    field.nanos = since.microseconds * 1000
 
 
 def license_message(lic: License, now: datetime) -> pb.License:
