@@ -114,8 +114,22 @@ def _text(value: uuid.UUID | None) -> str | None:
     return str(value) if value is not None else None
 
 
+# The JSON text of the ids lines name, by the id object: a worker's calls come from a few cached
+# tokens, whose Caller (and so whose id objects) are reused, and str(UUID) is Python-level
+# formatting. Each entry holds its object, so no other object can take its id() while it is kept.
+_ID_TEXTS: dict[int, tuple[uuid.UUID, str]] = {}
+_ID_TEXTS_KEPT = 10_000
+
+
 def _json_id(value: uuid.UUID | None) -> str:
-    return f'"{value}"' if value is not None else "null"
+    if value is None:
+        return "null"
+    known = _ID_TEXTS.get(id(value))
+    if known is None:
+        if len(_ID_TEXTS) >= _ID_TEXTS_KEPT:
+            _ID_TEXTS.clear()
+        known = _ID_TEXTS[id(value)] = (value, f'"{value}"')
+    return known[1]
 
 
 access_log = AccessLog()

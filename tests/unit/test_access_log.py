@@ -87,3 +87,16 @@ def test_write_call_writes_the_object_write_makes(capsys: pytest.CaptureFixture[
     direct, via_dumps = (json.loads(line) for line in capsys.readouterr().err.splitlines())
     assert list(direct) == list(via_dumps)  # the same fields in the same order
     assert {**direct, "time": ""} == {**via_dumps, "time": ""}  # the second may turn between the two
+
+
+def test_each_line_names_its_own_ids_however_many_callers_come_and_go(capsys: pytest.CaptureFixture[str]) -> None:
+    log = AccessLog()
+    sent = []
+    for _ in range(3):  # ids made and dropped at once: their id() is reused by the next ones
+        for _ in range(5_000):
+            account, token = uuid.uuid4(), uuid.uuid4()
+            sent.append((str(account), str(token)))
+            log.write_call("GetLicense", "OK", 1.0, account, token, "r")
+        log.flush()
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(line["account"], line["token_id"]) for line in lines] == sent
