@@ -41,12 +41,16 @@ class ValidationServicer(validation_pb2_grpc.ValidationServiceServicer):
     @rpc(Scope.VALIDATE)
     async def ValidateLicense(self, request: pb.ValidateLicenseRequest, context: Context, caller: Caller) -> pb.ValidateLicenseResponse:
         check = _parse(request)
-        return pb.ValidateLicenseResponse(result=self._result(check, await self.validation.check(caller, check, Mode.VALIDATE)))
+        response = pb.ValidateLicenseResponse()
+        self._fill_result(response.result, check, await self.validation.check(caller, check, Mode.VALIDATE))
+        return response
 
     @rpc(Scope.VALIDATE)
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: Context, caller: Caller) -> pb.HeartbeatResponse:
         check = _parse(request)
-        return pb.HeartbeatResponse(result=self._result(check, await self.validation.check(caller, check, Mode.HEARTBEAT)))
+        response = pb.HeartbeatResponse()
+        self._fill_result(response.result, check, await self.validation.check(caller, check, Mode.HEARTBEAT))
+        return response
 
     @rpc(Scope.VALIDATE)
     async def GetSigningKeys(self, request: pb.GetSigningKeysRequest, context: Context, caller: Caller) -> pb.GetSigningKeysResponse:
@@ -54,7 +58,9 @@ class ValidationServicer(validation_pb2_grpc.ValidationServiceServicer):
             keys=[pb.SigningKey(key_id=k.key_id, public_key=k.public_bytes) for k in self.signer.keys]
         )
 
-    def _result(self, check: Check, outcome: Outcome) -> pb.ValidationResult:
+    def _fill_result(self, result: pb.ValidationResult, check: Check, outcome: Outcome) -> None:
+        """Fills the response's own result field: a result passed to the response's constructor
+        would be copied in."""
         lic, now = outcome.license, outcome.checked_at
         used, allowed = validation.seats(lic)
         receipt = pb.ValidationReceipt(
@@ -70,13 +76,12 @@ class ValidationServicer(validation_pb2_grpc.ValidationServiceServicer):
         set_time(receipt.valid_until, valid_until)
         payload = receipt.SerializeToString(deterministic=True)
         key_id, signature = self.signer.sign(payload)
-        result = pb.ValidationResult(
-            valid=outcome.verdict.valid, code=_CODES[outcome.verdict.code], seats_used=used, seats_allowed=allowed,
-            receipt=payload, signature=signature, signing_key_id=key_id,
-        )
+        result.valid = outcome.verdict.valid
+        result.code = _CODES[outcome.verdict.code]
+        result.seats_used, result.seats_allowed = used, allowed
+        result.receipt, result.signature, result.signing_key_id = payload, signature, key_id
         if lic is not None:
             fill_license(result.license, lic, now)
-        return result
 
 
 def _parse(request: pb.ValidateLicenseRequest | pb.HeartbeatRequest) -> Check:
