@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import fields
 from datetime import UTC, datetime
 from operator import attrgetter
+from typing import TypeVar
 
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -77,6 +78,15 @@ def fill_license(message: pb.License, lic: License, now: datetime) -> pb.License
     set_time(message.created_at, lic.created_at)
     set_time(message.updated_at, lic.updated_at)
     return message
+
+
+WithLicense = TypeVar("WithLicense", pb.GetLicenseResponse, pb.UpdateLicenseResponse, pb.DeleteLicenseResponse)
+
+
+def with_license(response: WithLicense, lic: License, now: datetime) -> WithLicense:
+    """`response` with its license field filled in place."""
+    fill_license(response.license, lic, now)
+    return response
 
 
 # Every field of a License but its key, read in C: comparing these tuples is how fill_licenses

@@ -13,7 +13,7 @@ from server.domain.clock import utcnow
 from server.service.auth import Authenticator
 from server.service.licenses import LicenseService
 
-from .convert import ACTIONS, fill_license, fill_licenses, optional_int, optional_time
+from .convert import ACTIONS, fill_license, fill_licenses, optional_int, optional_time, with_license
 from .handler import rpc
 
 Context: TypeAlias = grpc.aio.ServicerContext  # type: ignore[type-arg]
@@ -55,9 +55,7 @@ class LicenseServicer(licenses_pb2_grpc.LicenseServiceServicer):
     @rpc(Scope.READ)
     async def GetLicense(self, request: pb.GetLicenseRequest, context: Context, caller: Caller) -> pb.GetLicenseResponse:
         lic = await self.licenses.get(caller, commands.license_key(request.key))
-        response = pb.GetLicenseResponse()
-        fill_license(response.license, lic, utcnow())
-        return response
+        return with_license(pb.GetLicenseResponse(), lic, utcnow())
 
     @rpc(Scope.WRITE)
     async def UpdateLicense(self, request: pb.UpdateLicenseRequest, context: Context, caller: Caller) -> pb.UpdateLicenseResponse:
@@ -69,13 +67,9 @@ class LicenseServicer(licenses_pb2_grpc.LicenseServiceServicer):
             now=now,
         )
         lic = await self.licenses.update(caller, cmd)
-        response = pb.UpdateLicenseResponse()
-        fill_license(response.license, lic, utcnow())
-        return response
+        return with_license(pb.UpdateLicenseResponse(), lic, utcnow())
 
     @rpc(Scope.WRITE)
     async def DeleteLicense(self, request: pb.DeleteLicenseRequest, context: Context, caller: Caller) -> pb.DeleteLicenseResponse:
         lic = await self.licenses.delete(caller, commands.license_key(request.key))
-        response = pb.DeleteLicenseResponse()
-        fill_license(response.license, lic, utcnow())
-        return response
+        return with_license(pb.DeleteLicenseResponse(), lic, utcnow())
