@@ -94,7 +94,11 @@ class HotReads:
         self._token_cache = token_cache or TokenCache(ttl_seconds=0)
         self._app_owners: dict[uuid.UUID, uuid.UUID] = {}
         self._tokens = BatchLoader(self._live_tokens)
-        self._licenses = BatchLoader(self._licenses_by_keys)
+        # Lingering 3 ms once busy: at saturation a query answers ~14 calls instead of ~9, and
+        # ValidateLicense does 5-9% more calls/s (A/B, same run, alternating). The price is latency
+        # at moderate load, when calls come in bursts of 8 or more: p50 +0.2 to +1.5 ms at 200-3,000
+        # calls/s (h2load --rps), p99 unchanged.
+        self._licenses = BatchLoader(self._licenses_by_keys, linger=0.003)
         self._license_connection = HeldConnection(pool)  # the license loader runs one query at a time
 
     async def live_token(self, token_hash: bytes) -> Any:

@@ -152,3 +152,56 @@ def test_callers_that_all_leave_before_their_query_task_first_runs_do_not_stop_t
         return await asyncio.wait_for(loader.load(3), timeout=1)
 
     assert asyncio.run(scenario()) == 9
+
+
+async def _staggered(loader: BatchLoader[int, int], keys: Sequence[int], gap: float) -> list[int | None]:
+    """Loads of `keys` started `gap` seconds apart."""
+    loads = []
+    for key in keys:
+        loads.append(asyncio.ensure_future(loader.load(key)))
+        await asyncio.sleep(gap)
+    return list(await asyncio.gather(*loads))
+
+
+@pytest.mark.parametrize("linger", [0.0, 0.2])
+def test_a_busy_loader_lingers_so_that_staggered_loads_share_the_next_fetch(linger: float) -> None:
+    async def scenario() -> list[list[int]]:
+        fetch = Squares()
+        loader = BatchLoader(fetch, linger=linger, busy_batch=3)
+        await asyncio.gather(*(loader.load(k) for k in (1, 2, 3)))  # a busy fetch
+        assert await _staggered(loader, (4, 5, 6), gap=0.02) == [16, 25, 36]
+        return fetch.calls
+
+    calls = asyncio.run(scenario())
+    assert calls[0] == [1, 2, 3]
+    assert calls[1:] == ([[4, 5, 6]] if linger else [[4], [5], [6]])
+
+
+def test_a_loader_that_was_not_busy_does_not_linger() -> None:
+    async def scenario() -> tuple[list[list[int]], float]:
+        fetch = Squares()
+        loader = BatchLoader(fetch, linger=5.0, busy_batch=3)
+        await asyncio.gather(*(loader.load(k) for k in (1, 2)))  # below busy_batch
+        started = asyncio.get_running_loop().time()
+        await loader.load(3)
+        return fetch.calls, asyncio.get_running_loop().time() - started
+
+    calls, waited = asyncio.run(scenario())
+    assert calls == [[1, 2], [3]]
+    assert waited < 1
+
+
+def test_a_lingering_loader_answers_a_lone_load_after_its_linger_and_stops_lingering_once_quiet() -> None:
+    async def scenario() -> list[float]:
+        loader = BatchLoader(Squares(), linger=0.2, busy_batch=3)
+        await asyncio.gather(*(loader.load(k) for k in (1, 2, 3)))  # busy
+        waits = []
+        for key in (4, 5):
+            started = asyncio.get_running_loop().time()
+            assert await asyncio.wait_for(loader.load(key), timeout=2) == key * key
+            waits.append(asyncio.get_running_loop().time() - started)
+        return waits
+
+    after_busy, after_quiet = asyncio.run(scenario())
+    assert after_busy >= 0.2  # waited for company that did not come
+    assert after_quiet < 0.1  # that fetch answered one caller: the loader is not busy any more
