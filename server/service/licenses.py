@@ -100,7 +100,7 @@ class LicenseService:
     async def update(self, caller: Caller, cmd: commands.UpdateLicense) -> License:
         # Read, decide, write "if still the version read" in one statement (adapters/license_writer.py).
         for _ in range(_OPTIMISTIC_ATTEMPTS):
-            stored = _owned(await self._reads.license(cmd.key), caller.account_id)
+            stored = _owned(await self._reads.license_to_change(cmd.key), caller.account_id)
             change = licenses.apply(stored.license, cmd.action, utcnow(), cmd.expires_at)
             if change.event is None:
                 return change.license  # already so: nothing to write, no event
@@ -119,7 +119,7 @@ class LicenseService:
 
     async def delete(self, caller: Caller, key: str) -> License:
         for _ in range(_OPTIMISTIC_ATTEMPTS):
-            stored = _owned(await self._reads.license(key), caller.account_id)
+            stored = _owned(await self._reads.license_to_change(key), caller.account_id)
             if await self._writer.remove_if_unchanged(stored, licenses.deleted(stored.license, utcnow()).license, caller):
                 return stored.license
         return await self._delete_locked(caller, key)
