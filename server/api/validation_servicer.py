@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 import grpc
 
@@ -19,6 +19,7 @@ from .convert import fill_license, set_time
 from .handler import rpc
 
 Context: TypeAlias = grpc.aio.ServicerContext  # type: ignore[type-arg]
+Answer = TypeVar("Answer", pb.ValidateLicenseResponse, pb.HeartbeatResponse)
 
 _CODES = {
     Code.VALID: pb.VALIDATION_CODE_VALID,
@@ -40,17 +41,11 @@ class ValidationServicer(validation_pb2_grpc.ValidationServiceServicer):
 
     @rpc(Scope.VALIDATE)
     async def ValidateLicense(self, request: pb.ValidateLicenseRequest, context: Context, caller: Caller) -> pb.ValidateLicenseResponse:
-        check = _parse(request)
-        response = pb.ValidateLicenseResponse()
-        self._fill_result(response.result, check, await self.validation.check(caller, check, Mode.VALIDATE))
-        return response
+        return await self._answer(pb.ValidateLicenseResponse(), request, caller, Mode.VALIDATE)
 
     @rpc(Scope.VALIDATE)
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: Context, caller: Caller) -> pb.HeartbeatResponse:
-        check = _parse(request)
-        response = pb.HeartbeatResponse()
-        self._fill_result(response.result, check, await self.validation.check(caller, check, Mode.HEARTBEAT))
-        return response
+        return await self._answer(pb.HeartbeatResponse(), request, caller, Mode.HEARTBEAT)
 
     @rpc(Scope.VALIDATE)
     async def GetSigningKeys(self, request: pb.GetSigningKeysRequest, context: Context, caller: Caller) -> pb.GetSigningKeysResponse:
@@ -58,26 +53,31 @@ class ValidationServicer(validation_pb2_grpc.ValidationServiceServicer):
             keys=[pb.SigningKey(key_id=k.key_id, public_key=k.public_bytes) for k in self.signer.keys]
         )
 
+    async def _answer(self, response: Answer, request: pb.ValidateLicenseRequest | pb.HeartbeatRequest,
+                      caller: Caller, mode: Mode) -> Answer:
+        check = _parse(request)
+        self._fill_result(response.result, check, await self.validation.check(caller, check, mode))
+        return response
+
     def _fill_result(self, result: pb.ValidationResult, check: Check, outcome: Outcome) -> None:
         """Fills the response's own result field: a result passed to the response's constructor
         would be copied in."""
         lic, now = outcome.license, outcome.checked_at
+        valid, code = outcome.verdict.valid, _CODES[outcome.verdict.code]
         used, allowed = validation.seats(lic)
         receipt = pb.ValidationReceipt(
-            key=check.key, app_id=check.app_id, hwid=check.hwid, valid=outcome.verdict.valid,
-            code=_CODES[outcome.verdict.code], nonce=check.nonce,
+            key=check.key, app_id=check.app_id, hwid=check.hwid, valid=valid, code=code, nonce=check.nonce,
         )
         set_time(receipt.issued_at, now)
         valid_until = now + self.receipt_ttl
         if lic is not None and lic.expires_at is not None:
             set_time(receipt.license_expires_at, lic.expires_at)
-            if outcome.verdict.valid:
+            if valid:
                 valid_until = min(valid_until, lic.expires_at)  # a cached "valid" must not outlive the license
         set_time(receipt.valid_until, valid_until)
         payload = receipt.SerializeToString(deterministic=True)
         key_id, signature = self.signer.sign(payload)
-        result.valid = outcome.verdict.valid
-        result.code = _CODES[outcome.verdict.code]
+        result.valid, result.code = valid, code
         result.seats_used, result.seats_allowed = used, allowed
         result.receipt, result.signature, result.signing_key_id = payload, signature, key_id
         if lic is not None:
