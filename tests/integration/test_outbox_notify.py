@@ -1,9 +1,18 @@
 """Every committed outbox insert is queued for the relay (outbox_pending) and wakes it; a rolled-back one neither."""
 import psycopg
+import pytest
 
 from server.adapters.serialization import license_to_json
 from server.domain.clock import utcnow
 from server.domain.licenses import License
+
+
+@pytest.fixture(scope="module")
+def database_url(fresh_database) -> str:  # type: ignore[no-untyped-def]
+    """A database of this module's own: the session's one is also the e2e server's, whose relay
+    publishes (and so unqueues) committed rows at once, racing the assertions on outbox_pending."""
+    url: str = fresh_database()
+    return url
 
 
 def _insert_event(connection: psycopg.Connection, key: str) -> None:
