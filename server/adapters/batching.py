@@ -30,13 +30,19 @@ class BatchLoader(Generic[K, V]):
 
     `fetch` receives distinct keys, at most `max_batch` at a time, and at most `max_in_flight`
     fetches run at once. A caller that is cancelled (its deadline passed) stops waiting; the query it
-    joined runs on for the others, and is cancelled once no caller is left to answer. An error of
-    `fetch` is raised to every caller of that batch.
+    joined runs on for the others. Once no caller is left to answer, it is cancelled only with
+    `cancel_abandoned` (a write waiting on a lock must not commit after its calls' deadlines): a
+    read runs to its end, because cancelling a running psycopg query sends PostgreSQL a cancel
+    request over a new connection, and psycopg waits up to 5 s for that and 5 s more for the query
+    to stop, all the while counting as a fetch in flight (with one, every later lookup waits). An
+    error of `fetch` is raised to every caller of that batch.
     """
 
     def __init__(self, fetch: Fetch[K, V], *, max_batch: int = 256, max_in_flight: int = 1,
-                 max_rounds: int = 64, quiet_rounds: int = 8, linger: float = 0.0, busy_batch: int = 8) -> None:
+                 max_rounds: int = 64, quiet_rounds: int = 8, linger: float = 0.0, busy_batch: int = 8,
+                 cancel_abandoned: bool = False) -> None:
         self._fetch = fetch
+        self._cancel_abandoned = cancel_abandoned
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._max_rounds = max_rounds
@@ -63,11 +69,14 @@ class BatchLoader(Generic[K, V]):
             raise
 
     def _abandon(self, key: K, future: asyncio.Future[V | None]) -> None:
-        """A caller left: forget its lookup, or stop its query if it was the last one waiting for it."""
+        """A caller left: forget its lookup, or (`cancel_abandoned`) stop its query if it was the last
+        one waiting for it."""
         if future in self._waiting.get(key, ()):
             self._waiting[key].remove(future)
             if not self._waiting[key]:
                 del self._waiting[key]
+            return
+        if not self._cancel_abandoned:
             return
         for task, batch in self._running.items():
             if future in batch.get(key, ()) and not _pending(batch):
@@ -103,7 +112,7 @@ class BatchLoader(Generic[K, V]):
 
     def _finished(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
         """However the batch's task ended. Here and not in the task: a task cancelled before its first
-        step (every caller left in between) never runs its body, and the loader must go on."""
+        step (every caller left in between, or the server is stopping) never runs its body, and the loader must go on."""
         for future in _pending(self._running.pop(task)):
             future.cancel()  # the task was cancelled: no caller is left, or the server is stopping
         self._in_flight -= 1

@@ -93,7 +93,9 @@ class _Change:
 class LicenseWriter:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
-        self._saves: BatchLoader[_Change, bool] = BatchLoader(self._save_all, max_in_flight=4)
+        # A save whose calls all left (deadlines passed) is stopped, also while it waits on a row lock:
+        # it must not commit after its calls were answered DEADLINE_EXCEEDED.
+        self._saves: BatchLoader[_Change, bool] = BatchLoader(self._save_all, max_in_flight=4, cancel_abandoned=True)
 
     async def save_if_unchanged(self, read: StoredLicense, changed: License, event: EventType, caller: Caller) -> bool:
         """Stores `changed` (revoked, expires_at, HWIDs cleared) with its event, unless the license is

@@ -97,7 +97,38 @@ def test_a_cancelled_caller_leaves_the_fetch_to_the_others() -> None:
     assert asyncio.run(scenario()) == 4
 
 
-def test_a_query_whose_callers_all_left_is_cancelled() -> None:
+def test_a_query_whose_callers_all_left_runs_to_its_end_and_the_loader_goes_on() -> None:
+    """Cancelling it would cost a cancel request to PostgreSQL, and psycopg waits up to 10 s for
+    that, during which the loader (one fetch in flight) would start no other query."""
+
+    async def scenario() -> tuple[list[str], int | None]:
+        fetches: list[str] = []
+
+        async def fetch(keys: Sequence[int]) -> dict[int, int]:
+            try:
+                await asyncio.sleep(0.05)  # a statement running
+            except asyncio.CancelledError:
+                fetches.append("cancelled")
+                raise
+            fetches.append("finished")
+            return {k: k for k in keys}
+
+        loader = BatchLoader(fetch)
+        callers = [asyncio.ensure_future(loader.load(k)) for k in (1, 2)]
+        await asyncio.sleep(0.01)
+        for caller in callers:
+            caller.cancel()
+        results = await asyncio.gather(*callers, return_exceptions=True)
+        assert all(isinstance(result, asyncio.CancelledError) for result in results)
+        answer = await asyncio.wait_for(loader.load(3), timeout=1)
+        return fetches, answer
+
+    assert asyncio.run(scenario()) == (["finished", "finished"], 3)
+
+
+def test_a_query_whose_callers_all_left_is_cancelled_when_the_loader_cancels_abandoned_queries() -> None:
+    """UpdateLicense's saves: a write waiting on a lock must not commit after its deadline."""
+
     async def scenario() -> bool:
         cancelled = asyncio.Event()
 
@@ -110,7 +141,7 @@ def test_a_query_whose_callers_all_left_is_cancelled() -> None:
                     raise
             return {k: k for k in keys}
 
-        loader = BatchLoader(fetch)
+        loader = BatchLoader(fetch, cancel_abandoned=True)
         callers = [asyncio.ensure_future(loader.load(k)) for k in (1, 2)]
         await asyncio.sleep(0.01)
         for caller in callers:
