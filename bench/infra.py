@@ -95,10 +95,14 @@ def logged_problems(name: str) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def started(command: list[str], env: dict[str, str], name: str) -> Iterator[Process]:
+def started(command: list[str], env: dict[str, str], name: str, tree: Path = ROOT) -> Iterator[Process]:
+    """`command` run in `tree` (a checkout of the project: this one, or another revision's with its
+    own generated code), its output in LOG_DIR."""
     LOG_DIR.mkdir(exist_ok=True)
+    if tree != ROOT:  # its own code first, not the editable install's
+        env = {**env, "PYTHONPATH": f"{tree}{os.pathsep}{tree / 'gen'}"}
     with (LOG_DIR / f"{name.replace(' ', '-')}.log").open("wb") as log:
-        popen = subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        popen = subprocess.Popen(command, env={**os.environ, **env}, cwd=tree, stdout=log, stderr=subprocess.STDOUT)
         process = Process(popen, name)
         try:
             yield process
@@ -126,11 +130,12 @@ def server_env(database_url: str, stream: EventStream, workers: int, **extra: st
 
 
 @contextlib.contextmanager
-def licensing_server(database_url: str, stream: EventStream, workers: int) -> Iterator[Server]:
+def licensing_server(database_url: str, stream: EventStream, workers: int, tree: Path = ROOT,
+                     name: str = "licensing serve") -> Iterator[Server]:
     """`licensing serve` in its production shape: `workers` processes on one port, the relay on."""
     address, metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     env = server_env(database_url, stream, workers, GRPC_LISTEN=address, METRICS_LISTEN=metrics)
-    with started([sys.executable, "-m", "server.cli", "serve"], env, "licensing serve") as process:
+    with started([sys.executable, "-m", "server.cli", "serve"], env, name, tree) as process:
         with grpc.insecure_channel(address) as channel:
             wait_until_serving(channel, f"{process.name} on {address} (log: {LOG_DIR})",
                                lambda: process.popen.poll() is not None, timeout=60)
