@@ -19,6 +19,7 @@ import os
 import sys
 import time
 import uuid
+from json.encoder import encode_basestring_ascii  # what json.dumps(str) runs, without its per-call checks
 from typing import Any
 
 LOGGER_NAME = "licensing.access"
@@ -69,7 +70,7 @@ class AccessLog:
         self._refresh_head()
         self._append(f'{self._head_json}, "method": "{method}", "code": "{code}", "ms": {ms!r}, '
                      f'"account": {_json_id(account)}, "token_id": {_json_id(token_id)}, '
-                     f'"request_id": {json.dumps(request_id)}}}\n')
+                     f'"request_id": {encode_basestring_ascii(request_id)}}}\n')
 
     def _refresh_head(self) -> None:
         """The fields JsonFormatter puts first, as an object and as JSON text without its closing

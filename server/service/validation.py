@@ -3,8 +3,8 @@ refresh a device's last_seen_at."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,8 +19,7 @@ from server.domain.validation import Check, Code, Mode, Verdict
 from server.service.ownership import ensure_app_owned
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     verdict: Verdict
     license: License | None  # None when the key is not the caller's
     checked_at: datetime
@@ -61,7 +60,7 @@ class ValidationService:
             lic = stored.license if stored else None
             verdict = validation.judge(lic, check, mode, now)  # again: the license may have changed meanwhile
             if not verdict.bind or stored is None:
-                return Outcome(replace(verdict, bind=False), lic, now)
+                return Outcome(verdict._replace(bind=False), lic, now)
             change = validation.bind(stored.license, check.hwid, now)
             await uow.bind_hwid(stored, change.license, check.hwid, now)
             assert change.event is not None
