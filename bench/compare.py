@@ -9,6 +9,7 @@ reports calls/s and the server's CPU time per call (its workers and relay, user 
     python -m bench.compare HEAD~1                  # HEAD~1 against this working tree, changes and all
     python -m bench.compare --op get main HEAD      # two revisions
     python -m bench.compare --rounds 8 --seconds 6 v1 v2
+    python -m bench.compare --env-b LOG_LEVEL=WARNING HEAD   # one setting of the server against another
 
 A revision is checked out in a temporary git worktree with its own generated code; the database is
 migrated by this tree, so both revisions must share the schema. Needs h2load.
@@ -103,6 +104,16 @@ def one_round(h2: H2Load, server: Server, method: str, request: bytes, account: 
     return Round(m.rps, (server_cpu_seconds(server) - cpu_before[0]) / max(1, m.ok) * 1e6, m.spread)
 
 
+def _env(parser: argparse.ArgumentParser, pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            parser.error(f"expected NAME=VALUE, got {pair!r}")
+        env[name] = value
+    return env
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("base", help="revision A")
@@ -114,7 +125,11 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=psutil.cpu_count() or 1)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--streams", type=int, default=8)
+    for label in ("a", "b"):
+        parser.add_argument(f"--env-{label}", action="append", default=[], metavar="NAME=VALUE",
+                            help=f"an environment variable of server {label.upper()} (repeatable)")
     args = parser.parse_args()
+    envs = {"A": _env(parser, args.env_a), "B": _env(parser, args.env_b)}
     if not h2load_binary():
         parser.error("h2load is not installed (Debian: nghttp2-client)")
     h2 = H2Load(args.connections, args.streams)
@@ -127,12 +142,14 @@ def main() -> int:
         account = data.create_account(database_url)
         method, request = requests(database_url, account)[args.op]
         wait_for_connections(database_url, args.workers * 30 + 10)
-        print(f"{args.op}: A = {args.base}, B = {args.changed}; {args.rounds} rounds of {args.warmup:g} s warm-up "
+        print(f"{args.op}: A = {args.base} {envs['A'] or ''}, B = {args.changed} {envs['B'] or ''}; "
+              f"{args.rounds} rounds of {args.warmup:g} s warm-up "
               f"+ {args.seconds:g} s, h2load -c {args.connections} -m {args.streams}, {args.workers} workers",
               flush=True)
         for n in range(args.rounds):
             for label in ("AB" if n % 2 == 0 else "BA"):
-                with licensing_server(database_url, stream, args.workers, trees[label], f"compare {label}") as server:
+                with licensing_server(database_url, stream, args.workers, trees[label], f"compare {label}",
+                                      envs[label]) as server:
                     r = one_round(h2, server, method, request, account, args.seconds, args.warmup)
                 results[label].append(r)
                 print(f"  round {n + 1} {label}: {r.rps:8,.0f} calls/s  {r.cpu_us:6.1f} µs CPU/call  "

@@ -131,10 +131,10 @@ def server_env(database_url: str, stream: EventStream, workers: int, **extra: st
 
 @contextlib.contextmanager
 def licensing_server(database_url: str, stream: EventStream, workers: int, tree: Path = ROOT,
-                     name: str = "licensing serve") -> Iterator[Server]:
+                     name: str = "licensing serve", extra_env: dict[str, str] | None = None) -> Iterator[Server]:
     """`licensing serve` in its production shape: `workers` processes on one port, the relay on."""
     address, metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    env = server_env(database_url, stream, workers, GRPC_LISTEN=address, METRICS_LISTEN=metrics)
+    env = server_env(database_url, stream, workers, GRPC_LISTEN=address, METRICS_LISTEN=metrics, **(extra_env or {}))
     with started([sys.executable, "-m", "server.cli", "serve"], env, name, tree) as process:
         with grpc.insecure_channel(address) as channel:
             wait_until_serving(channel, f"{process.name} on {address} (log: {LOG_DIR})",
