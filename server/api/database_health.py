@@ -15,7 +15,6 @@ from typing import Any
 import psycopg
 from grpc_health.v1 import health, health_pb2
 from prometheus_client import Gauge
-from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -69,7 +68,11 @@ class DatabaseProbe:
     by calls (bench, GetSigningKeys at ~5k calls/s, which no query serves), SELECT 1 here took
     0.9 s and more, and health went NOT_SERVING in both workers for 6 and 15 s (two runs) while
     every call was answered. So it takes `slow_before_down` slow probes in a row: with a 2 s
-    interval, ~9 s of a database that does not answer at all, as behind a network partition."""
+    interval, ~9 s of a database that does not answer at all, as behind a network partition.
+
+    A slow SELECT 1 is not cancelled: the next probe waits on for the same query. Cancelling it
+    cost PostgreSQL a cancel request (a new connection) when it was slowest to answer, and psycopg
+    then logged "query cancellation failed: cancellation timeout expired" after 5 s of waiting."""
 
     def __init__(self, database_url: str, timeout: float, slow_before_down: int = 3) -> None:
         self._url = database_url
@@ -77,25 +80,36 @@ class DatabaseProbe:
         self._slow_before_down = slow_before_down
         self._slow = 0  # slow probes in a row
         self._connection: psycopg.AsyncConnection[Any] | None = None
+        self._query: asyncio.Task[None] | None = None  # the SELECT 1 a slow probe left running
 
     async def reachable(self) -> bool:
-        try:
-            async with asyncio.timeout(self._timeout):
-                if self._connection is None:
-                    self._connection = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
-                await self._connection.execute("SELECT 1")
-        except TimeoutError:
+        if self._query is None:
+            self._query = asyncio.create_task(self._select_one(), name="database-probe")
+        done, _ = await asyncio.wait({self._query}, timeout=self._timeout)
+        if not done:
             self._slow += 1
-            if self._connection is not None and self._connection.info.transaction_status != TransactionStatus.IDLE:
-                await self.close()  # the cancelled SELECT left it in an unknown state
             return self._slow < self._slow_before_down
+        query, self._query = self._query, None
+        try:
+            query.result()
         except Exception:  # any error: do not send calls here
             await self.close()
             return False
         self._slow = 0
         return True
 
+    async def _select_one(self) -> None:
+        if self._connection is None:
+            self._connection = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+        await self._connection.execute("SELECT 1")
+
     async def close(self) -> None:
+        query, self._query = self._query, None
+        if query is not None:  # shutting down with a probe's query still running
+            query.cancel()
+            await asyncio.wait({query})
+            if not query.cancelled():
+                query.exception()  # retrieved: whatever it was, nobody waits for it any more
         connection, self._connection = self._connection, None
         if connection is not None:
             with contextlib.suppress(Exception):

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg
+import pytest
+
 from server.api.database_health import DatabaseProbe
 
 
@@ -43,3 +46,32 @@ def test_an_answer_in_time_forgets_the_slow_probes_before_it(database_url: str) 
             await probe.close()
 
     assert asyncio.run(run()) == [True, True, True]
+
+
+def test_a_slow_probe_cancels_nothing_and_the_next_probe_waits_on_for_the_same_query(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cancel request costs PostgreSQL a new connection just when it is slowest to answer."""
+    cancels: list[object] = []
+    cancel_safe = psycopg.AsyncConnection.cancel_safe
+
+    async def counted_cancel_safe(self: psycopg.AsyncConnection, *args: object, **kwargs: object) -> None:
+        cancels.append(self)
+        await cancel_safe(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "cancel_safe", counted_cancel_safe)
+    probe = DatabaseProbe(database_url, timeout=5)
+
+    async def run() -> list[object]:
+        try:
+            connected = await probe.reachable()
+            connection = probe._connection
+            probe._timeout = 1e-6  # SELECT 1 is still on its way when the probe stops waiting
+            slow = [await probe.reachable() for _ in range(2)]
+            probe._timeout = 5
+            answered = await probe.reachable()
+            return [connected, *slow, answered, probe._connection is connection]
+        finally:
+            await probe.close()
+
+    assert asyncio.run(run()) == [True, True, True, True, True]
+    assert cancels == []
