@@ -100,3 +100,26 @@ def test_each_line_names_its_own_ids_however_many_callers_come_and_go(capsys: py
         log.flush()
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert [(line["account"], line["token_id"]) for line in lines] == sent
+
+
+def test_calls_lines_are_formatted_at_the_flush_in_the_order_of_every_line(capsys: pytest.CaptureFixture[str]) -> None:
+    async def scenario() -> tuple[str, list[str]]:
+        log = AccessLog(interval=10)
+        log.write_call("GetLicense", "OK", 1.0, None, None, "first")
+        log.write({**FIELDS, "request_id": "second"})
+        log.write_call("GetLicense", "OK", 1.0, None, None, "third")
+        before = capsys.readouterr().err
+        log.flush()
+        return before, [json.loads(line)["request_id"] for line in capsys.readouterr().err.splitlines()]
+
+    assert asyncio.run(scenario()) == ("", ["first", "second", "third"])
+
+
+def test_a_busy_log_writes_its_calls_without_waiting_for_the_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    async def scenario() -> int:
+        log = AccessLog(interval=10)
+        for n in range(1024):  # the most calls that wait for a flush
+            log.write_call("GetLicense", "OK", 1.0, None, None, str(n))
+        return len(capsys.readouterr().err.splitlines())
+
+    assert asyncio.run(scenario()) == 1024
