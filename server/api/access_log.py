@@ -15,8 +15,6 @@ rounds, each round 1.00-1.07), a good half of what the whole access log costs it
 """
 from __future__ import annotations
 
-import asyncio
-import atexit
 import json
 import logging
 import os
@@ -26,24 +24,25 @@ import uuid
 from json.encoder import encode_basestring_ascii  # what json.dumps(str) runs, without its per-call checks
 from typing import Any
 
+from .later import Batch
+
 LOGGER_NAME = "licensing.access"
 _logger = logging.getLogger(LOGGER_NAME)
+
+
+Call = tuple[str, str, str, float, uuid.UUID | None, uuid.UUID | None, str]  # head, then write_call's arguments
 
 
 class AccessLog:
     def __init__(self, interval: float = 0.2, block_bytes: int = 4096) -> None:
         self.json_lines = True
-        self._interval = interval
         self._block_bytes = block_bytes
-        self._lines: list[str] = []
-        self._size = 0
-        self._calls: list[tuple[str, str, str, float, uuid.UUID | None, uuid.UUID | None, str]] = []
-        self._scheduled = False
+        # Lines (a `write`) and calls (a `write_call`, formatted when written), in order.
+        self._pending: Batch[str | Call] = Batch(self._write, interval)
         self._second = -1
         self._head: dict[str, Any] = {}
         self._head_json = ""
         self._pid = os.getpid()
-        atexit.register(self.flush)
 
     def configure(self, json_lines: bool) -> None:
         """Called where logging is configured, in each process (a spawned worker has its own pid)."""
@@ -59,14 +58,13 @@ class AccessLog:
             _logger.info("rpc", extra={"fields": fields})
             return
         self._refresh_head()
-        self._format_calls()  # the lines stay in call order
-        self._append(json.dumps(self._head | fields) + "\n")
+        self._pending.add(json.dumps(self._head | fields) + "\n")
 
     def write_call(self, method: str, code: str, ms: float, account: uuid.UUID | None, token_id: uuid.UUID | None,
                    request_id: str) -> None:
-        """The line `write` makes of these fields, formatted directly: every call writes one, and
-        json.dumps of the whole object cost twice as much. The method and code are identifiers and
-        the ids UUIDs; only the request id, which a client may send, needs escaping."""
+        """The line `write` makes of these fields, formatted directly (json.dumps of the whole object
+        cost twice as much), and only when written. The method and code are identifiers and the ids
+        UUIDs; only the request id, which a client may send, needs escaping."""
         if not _logger.isEnabledFor(logging.INFO):
             return
         if not self.json_lines:
@@ -74,20 +72,10 @@ class AccessLog:
                         "token_id": _text(token_id), "request_id": request_id})
             return
         self._refresh_head()
-        self._calls.append((self._head_json, method, code, ms, account, token_id, request_id))
-        if len(self._calls) >= _CALLS_KEPT:
-            self.flush()
-        else:
-            self._flush_soon()
+        self._pending.add((self._head_json, method, code, ms, account, token_id, request_id))
 
-    def _format_calls(self) -> None:
-        """The lines of the calls written since the last flush: formatted together, in one tight
-        loop, rather than one at a time between the calls' own work."""
-        calls, self._calls = self._calls, []
-        for head, method, code, ms, account, token_id, request_id in calls:
-            self._add(f'{head}, "method": "{method}", "code": "{code}", "ms": {ms!r}, '
-                      f'"account": {_json_id(account)}, "token_id": {_json_id(token_id)}, '
-                      f'"request_id": {encode_basestring_ascii(request_id)}}}\n')
+    def flush(self) -> None:
+        self._pending.flush()
 
     def _refresh_head(self) -> None:
         """The fields JsonFormatter puts first, as an object and as JSON text without its closing
@@ -99,43 +87,29 @@ class AccessLog:
                           "logger": LOGGER_NAME, "pid": self._pid, "msg": "rpc"}
             self._head_json = json.dumps(self._head)[:-1]
 
-    def _append(self, line: str) -> None:
-        self._add(line)
-        self._flush_soon()
-
-    def _add(self, line: str) -> None:
-        if self._size + len(line) > self._block_bytes:
-            self._write_block()
-        self._lines.append(line)
-        self._size += len(line)
-
-    def flush(self) -> None:
-        self._format_calls()
-        self._write_block()
-
-    def _write_block(self) -> None:
-        if self._lines:
-            block, self._lines, self._size = "".join(self._lines), [], 0
-            sys.stderr.write(block)
-            sys.stderr.flush()
-
-    def _flush_soon(self) -> None:
-        if self._scheduled:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no event loop (a tool, a test): no one to write later
-            self.flush()
-            return
-        self._scheduled = True
-        loop.call_later(self._interval, self._scheduled_flush)
-
-    def _scheduled_flush(self) -> None:
-        self._scheduled = False
-        self.flush()
+    def _write(self, pending: list[str | Call]) -> None:
+        """Writes the lines in blocks of whole lines, each at most `block_bytes`."""
+        block: list[str] = []
+        size = 0
+        for item in pending:
+            line = item if isinstance(item, str) else _call_line(*item)
+            if size + len(line) > self._block_bytes and block:
+                _write_out("".join(block))
+                block, size = [], 0
+            block.append(line)
+            size += len(line)
+        _write_out("".join(block))
 
 
-_CALLS_KEPT = 1024  # calls whose lines wait for the next flush, at most
+def _call_line(head: str, method: str, code: str, ms: float, account: uuid.UUID | None,
+               token_id: uuid.UUID | None, request_id: str) -> str:
+    return (f'{head}, "method": "{method}", "code": "{code}", "ms": {ms!r}, "account": {_json_id(account)}, '
+            f'"token_id": {_json_id(token_id)}, "request_id": {encode_basestring_ascii(request_id)}}}\n')
+
+
+def _write_out(block: str) -> None:
+    sys.stderr.write(block)
+    sys.stderr.flush()
 
 
 def _text(value: uuid.UUID | None) -> str | None:
