@@ -70,9 +70,10 @@ class DatabaseProbe:
     every call was answered. So it takes `slow_before_down` slow probes in a row: with a 2 s
     interval, ~9 s of a database that does not answer at all, as behind a network partition.
 
-    A slow SELECT 1 is not cancelled: the next probe waits on for the same query. Cancelling it
-    cost PostgreSQL a cancel request (a new connection) when it was slowest to answer, and psycopg
-    then logged "query cancellation failed: cancellation timeout expired" after 5 s of waiting."""
+    A slow SELECT 1 is not cancelled: the next probe waits on for the same query, until the probe
+    that finds the database down cancels it and drops its connection. Cancelling at every slow
+    probe cost PostgreSQL a cancel request (a new connection) when it was slowest to answer, and
+    psycopg then logged "query cancellation failed: cancellation timeout expired" after 5 s."""
 
     def __init__(self, database_url: str, timeout: float, slow_before_down: int = 3) -> None:
         self._url = database_url
@@ -88,7 +89,10 @@ class DatabaseProbe:
         done, _ = await asyncio.wait({self._query}, timeout=self._timeout)
         if not done:
             self._slow += 1
-            return self._slow < self._slow_before_down
+            if self._slow < self._slow_before_down:
+                return True
+            await self.close()  # down: the next probe starts over on a new connection (a hung one never heals)
+            return False
         query, self._query = self._query, None
         try:
             query.result()
@@ -105,7 +109,7 @@ class DatabaseProbe:
 
     async def close(self) -> None:
         query, self._query = self._query, None
-        if query is not None:  # shutting down with a probe's query still running
+        if query is not None:  # a probe's query still running: down, or shutting down
             query.cancel()
             await asyncio.wait({query})
             if not query.cancelled():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import psycopg
 import pytest
@@ -75,3 +76,22 @@ def test_a_slow_probe_cancels_nothing_and_the_next_probe_waits_on_for_the_same_q
 
     assert asyncio.run(run()) == [True, True, True, True, True]
     assert cancels == []
+
+
+def test_a_probe_that_found_the_database_down_by_slowness_drops_the_hung_query_and_recovers(database_url: str) -> None:
+    """Behind a partition a connection can hang for good (no reset ever comes): the probe that
+    finds the database down gives it up, so that a later probe can reach the database again."""
+    black_hole = socket.create_server(("127.0.0.1", 0))  # accepts connections, never answers
+    port = black_hole.getsockname()[1]
+    probe = DatabaseProbe(f"postgresql://postgres@127.0.0.1:{port}/none", timeout=0.05, slow_before_down=2)
+
+    async def run() -> list[bool]:
+        try:
+            hung = [await probe.reachable() for _ in range(2)]
+            probe._url, probe._timeout = database_url, 5  # the partition heals
+            return [*hung, await probe.reachable()]
+        finally:
+            await probe.close()
+
+    with black_hole:
+        assert asyncio.run(run()) == [True, False, True]
