@@ -112,7 +112,8 @@ class BatchLoader(Generic[K, V]):
 
     def _finished(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
         """However the batch's task ended. Here and not in the task: a task cancelled before its first
-        step (every caller left in between, or the server is stopping) never runs its body, and the loader must go on."""
+        step (with `cancel_abandoned`, every caller left in between; or the server is stopping) never
+        runs its body, and the loader must go on."""
         for future in _pending(self._running.pop(task)):
             future.cancel()  # the task was cancelled: no caller is left, or the server is stopping
         self._in_flight -= 1

@@ -14,7 +14,7 @@ from licensing.v1 import licenses_pb2 as pb
 from licensing.v1 import licenses_pb2_grpc
 from server.adapters.embedded_nats import free_port
 from server.adapters.local_services import EventStream
-from tests.e2e.conftest import SIGNING_KEYS
+from server.adapters.signing import new_signing_key_entry
 from tests.server_process import running_server
 from tests.support import Account, new_account
 
@@ -25,7 +25,7 @@ Metrics = dict[str, float]
 def metered(database_url: str, event_stream: EventStream) -> Iterator[tuple[str, str]]:
     """A server of 2 workers with its metrics endpoint: (gRPC address, metrics address)."""
     metrics = f"127.0.0.1:{free_port()}"
-    env = {**event_stream.env(), "DATABASE_URL": database_url, "SIGNING_KEYS": SIGNING_KEYS,
+    env = {**event_stream.env(), "DATABASE_URL": database_url, "SIGNING_KEYS": new_signing_key_entry("metrics"),
            "GRPC_WORKERS": "2", "METRICS_LISTEN": metrics, "RELAY_ENABLED": "false"}
     with running_server(env) as address:
         yield address, metrics
