@@ -1,11 +1,13 @@
-"""Unary gRPC calls framed by hand on HTTP/2 (prior knowledge, no TLS): the lag scenario's paced client.
+"""Unary gRPC calls framed by hand on HTTP/2 (prior knowledge, no TLS): the client of the lag
+scenario's paced load and of the scenarios whose requests vary (`pyload.py`, H2_FRAMES).
 
 At 1,000 calls/s a grpc.aio client took 0.29 cores of this 2-core machine (the `h2` library 0.37),
 time the server under test then did not get; this one takes 0.16. It knows exactly what a unary call
 of a gRPC server needs and nothing more:
 
 - request headers are one constant HPACK block of literal fields (no indexing, no Huffman);
-- a call is a HEADERS frame and a DATA frame (the length-prefixed message) written together;
+- a call is a HEADERS frame and a DATA frame (the length-prefixed message); the calls made in one
+  turn of the event loop go out in one write (one system call for many calls under load);
 - an answer is its DATA (the response message) and a HEADERS frame ending the stream. Header blocks
   are never decoded: a gRPC error is a trailers-only answer, so a call that ends without a message
   failed (the bench then reports it, like h2load's runs; a real gRPC client shows the status);
@@ -61,14 +63,15 @@ class UnaryConnection(asyncio.Protocol):
             (":method", "POST"), (":scheme", "http"), (":path", method), (":authority", authority),
             ("content-type", "application/grpc"), ("te", "trailers"), *metadata,
         ])
-        loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._next_stream = 1
         self._calls: dict[int, tuple[asyncio.Future[bytes], bytearray]] = {}
         self._buffer = b""
         self._received = 0  # DATA bytes since the last WINDOW_UPDATE
         self._send_window = _DEFAULT_WINDOW
-        self.ready: asyncio.Future[None] = loop.create_future()  # the server's SETTINGS acknowledged ours
+        self._outgoing: list[bytes] = []  # calls' frames not yet written: flushed at the loop's next turn
+        self.ready: asyncio.Future[None] = self._loop.create_future()  # the server's SETTINGS acknowledged ours
 
     @classmethod
     async def open(cls, address: str, method: str, metadata: tuple[tuple[str, str], ...]) -> UnaryConnection:
@@ -93,11 +96,17 @@ class UnaryConnection(asyncio.Protocol):
             raise CallFailed("the server's flow-control window is exhausted")
         self._send_window -= len(body)
         stream, self._next_stream = self._next_stream, self._next_stream + 2
-        answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        answer: asyncio.Future[bytes] = self._loop.create_future()
         self._calls[stream] = (answer, bytearray())
-        self._transport.write(_frame(_HEADERS, _END_HEADERS, stream, self._block)
-                              + _frame(_DATA, _END_STREAM, stream, body))
+        if not self._outgoing:
+            self._loop.call_soon(self._flush)
+        self._outgoing += (_frame(_HEADERS, _END_HEADERS, stream, self._block), _frame(_DATA, _END_STREAM, stream, body))
         return answer
+
+    def _flush(self) -> None:
+        frames, self._outgoing = self._outgoing, []
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(frames))
 
     def data_received(self, data: bytes) -> None:
         buffer, position = self._buffer + data, 0

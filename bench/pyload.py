@@ -1,8 +1,10 @@
-"""A multi-process grpc.aio load generator, for calls whose requests must vary (and as h2load's stand-in).
+"""A multi-process Python load generator, for calls whose requests must vary (and as h2load's stand-in).
 
 Kept cheap so that it measures the server, not itself: requests are serialized before the clock
 starts and sent as raw bytes (no serializer), responses are not decoded, several processes each run
-many concurrent calls over several connections.
+many concurrent calls over several connections. Two clients: grpc.aio (`GRPC_AIO`, h2load's
+stand-in), and unary calls framed by hand on HTTP/2 (`H2_FRAMES`, `h2client.py`), which costs the
+machine less per call and so leaves the server more of it: for the scenarios h2load cannot drive.
 
 Load is described as lanes: a lane is a sequence of requests sent one after the other, cycled until
 the time is up, so whatever must not overlap (two changes of one license) goes in one lane.
@@ -13,7 +15,7 @@ import asyncio
 import multiprocessing
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.sharedctypes import Synchronized
@@ -21,10 +23,15 @@ from multiprocessing.synchronize import Barrier
 
 import grpc
 
+from .h2client import CallFailed, UnaryConnection
 from .infra import EVEN_SPREAD_ATTEMPTS, Spread, keep_connections, settled_spread
 from .stats import Measurement
 
 Metadata = tuple[tuple[str, str], ...]
+Call = Callable[[bytes], Awaitable[bytes]]
+
+GRPC_AIO = "grpc.aio"
+H2_FRAMES = "h2 frames"
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class Work:
     metadata: Metadata
     lanes: list[list[bytes]]  # one per concurrent call
     connections: int  # of this process
+    client: str  # GRPC_AIO or H2_FRAMES
     warmup: float
     seconds: float
 
@@ -57,10 +65,11 @@ class PyLoadResult:
 class PyLoad:
     processes: int
     connections: int  # in all
+    client: str = GRPC_AIO
 
     @property
     def name(self) -> str:
-        return f"python grpc.aio ({self.processes} proc)"
+        return f"python {self.client} ({self.processes} proc)"
 
     def run(self, address: str, method: str, metadata: Metadata, lanes: list[list[bytes]], seconds: float,
             warmup: float, spread: Callable[[], Spread] | None = None) -> PyLoadResult:
@@ -69,7 +78,7 @@ class PyLoad:
         server's processes."""
         processes = min(self.processes, len(lanes))
         per_process = max(1, self.connections // processes)
-        works = [Work(address, method, metadata, lanes[i::processes], per_process, warmup, seconds)
+        works = [Work(address, method, metadata, lanes[i::processes], per_process, self.client, warmup, seconds)
                  for i in range(processes)]
         context = multiprocessing.get_context("spawn")  # gRPC's core must not be inherited across fork
         # The barrier (the children and this process) starts every child's clock together once all
@@ -116,17 +125,14 @@ def _run_process(work: Work, barrier: Barrier, go: Synchronized, queue: Queue) -
 
 async def _drive(work: Work, barrier: Barrier, go: Synchronized) -> ProcessResult:  # type: ignore[type-arg]
     while True:
-        channels = await open_channels(work.address, work.connections)
+        calls, close = await _connect(work)
         # Blocking is fine: nothing else runs in this process yet.
         barrier.wait(timeout=120)  # every process connected: the parent looks at the spread
         barrier.wait(timeout=60)
         if go.value:
             break
-        for channel in channels:
-            await channel.close()
+        await close()
     try:
-        calls = [channel.unary_unary(work.method, request_serializer=None, response_deserializer=None)
-                 for channel in channels]
         start = time.perf_counter()
         measure_from, end = start + work.warmup, start + work.warmup + work.seconds
         latencies = array("d")
@@ -142,24 +148,55 @@ async def _drive(work: Work, barrier: Barrier, go: Synchronized) -> ProcessResul
                 if began >= end:
                     return
                 try:
-                    await call(requests[i % n], metadata=work.metadata, timeout=30)
-                except grpc.aio.AioRpcError as error:
+                    await call(requests[i % n])
+                except (grpc.aio.AioRpcError, CallFailed) as error:
                     if began >= measure_from:
                         counters["errors"] += 1
                     if not first_error:
-                        first_error.append(f"{error.code().name}: {error.details()}")
+                        first_error.append(_describe(error))
                 else:
                     counters["ok"] += 1
                     if began >= measure_from:
                         latencies.append((time.perf_counter() - began) * 1000)
                 i += 1
 
-        await asyncio.gather(*(lane(i, requests) for i, requests in enumerate(work.lanes)))
+        # A hand-framed call has no deadline of its own: one the server never answers ends the run here.
+        await asyncio.wait_for(asyncio.gather(*(lane(i, requests) for i, requests in enumerate(work.lanes))),
+                               work.warmup + work.seconds + 30)
         return ProcessResult(latencies.tobytes(), counters["errors"], counters["ok"],
                              first_error[0] if first_error else "")
     finally:
+        await close()
+
+
+async def _connect(work: Work) -> tuple[list[Call], Callable[[], Awaitable[None]]]:
+    """A call function per connection, and what closes them all."""
+    if work.client == H2_FRAMES:
+        connections = [await UnaryConnection.open(work.address, work.method, work.metadata)
+                       for _ in range(work.connections)]
+
+        async def close_connections() -> None:
+            for connection in connections:
+                await connection.close()
+
+        return [connection.call for connection in connections], close_connections
+    channels = await open_channels(work.address, work.connections)
+
+    def grpc_call(channel: grpc.aio.Channel) -> Call:
+        method = channel.unary_unary(work.method, request_serializer=None, response_deserializer=None)
+        return lambda request: method(request, metadata=work.metadata, timeout=30)
+
+    async def close_channels() -> None:
         for channel in channels:
             await channel.close()
+
+    return [grpc_call(channel) for channel in channels], close_channels
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, grpc.aio.AioRpcError):
+        return f"{error.code().name}: {error.details()}"
+    return str(error)
 
 
 async def open_channels(address: str, n: int) -> list[grpc.aio.Channel]:

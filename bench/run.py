@@ -25,7 +25,7 @@ from . import data, events, scenarios
 from .h2load import H2Load, h2load_binary, h2load_version
 from .infra import ceiling_server, licensing_server, logged_problems, wait_for_connections
 from .machine_load import MachineLoad
-from .pyload import PyLoad
+from .pyload import GRPC_AIO, H2_FRAMES, PyLoad
 from .report import Report, machine
 from .settings import BenchSettings
 
@@ -72,10 +72,12 @@ def main() -> int:
     signal.signal(signal.SIGTERM, terminate)
     settings = BenchSettings.from_env()
     h2 = H2Load(settings.connections, settings.streams) if h2load_binary() else None
-    py = PyLoad(settings.py_processes, settings.connections)
-    drivers = scenarios.Drivers(h2, py, settings.concurrency, settings.seconds, settings.warmup)
-    generator = (f"{h2load_version()} (-c {settings.connections} -m {settings.streams}); {py.name} where requests "
-                 f"must vary" if h2 else f"{py.name} (h2load not found), {settings.concurrency} calls in flight")
+    py = PyLoad(settings.py_processes, settings.connections, GRPC_AIO)
+    varied = PyLoad(settings.py_processes, settings.connections, H2_FRAMES)
+    drivers = scenarios.Drivers(h2, py, varied, settings.concurrency, settings.seconds, settings.warmup)
+    fixed = (f"{h2load_version()} (-c {settings.connections} -m {settings.streams})" if h2
+             else f"{py.name} (h2load not found), {settings.concurrency} calls in flight")
+    generator = f"{fixed}; {varied.name} where requests must vary"
     about = machine() | {
         "load_generator": generator,
         "server": f"licensing serve, {settings.workers} processes sharing the port (grpc.so_reuseport), relay on",
