@@ -20,15 +20,23 @@ class Row:
     operation: str
     kind: str  # "read": ratio against the RPC ceiling; "write": against min(RPC, SQL)
     load: Measurement
-    rpc: Measurement | None  # bare grpc.aio server, same processes, same load generator
+    rpc: Measurement | None  # bare grpc.aio server, same processes, same load generator, before the scenarios
     sql: Measurement | None  # smallest transaction through psycopg
     pgbench: Measurement | None  # the same SQL through pgbench, for reference
     per_call: int = 1  # licenses per call (CreateLicenses quantity)
     other_cpu: float = float("nan")  # share of the machine's CPU other work used during the measured run
+    rpc_after: Measurement | None = None  # the same bare server again, after the scenarios
+
+    @property
+    def rpc_rps(self) -> float:
+        """The RPC ceiling: the mean of its runs before and after the scenarios, which happened in
+        between (the machine's speed drifts by several % over a run; one end alone moved every ratio)."""
+        runs = [m.rps for m in (self.rpc, self.rpc_after) if m is not None]
+        return sum(runs) / len(runs) if runs else math.inf
 
     @property
     def ceiling(self) -> float:
-        rpc = self.rpc.rps if self.rpc else math.inf
+        rpc = self.rpc_rps
         if self.kind == "read" or not self.sql:
             return rpc
         return min(rpc, self.sql.rps)
@@ -42,6 +50,7 @@ class Row:
             "operation": self.operation, "kind": self.kind, "per_call": self.per_call,
             "load": self.load.to_json(), "licenses_per_second": round(self.load.rps * self.per_call, 1),
             "rpc_ceiling": self.rpc.to_json() if self.rpc else None,
+            "rpc_ceiling_after": self.rpc_after.to_json() if self.rpc_after else None,
             "sql_ceiling": self.sql.to_json() if self.sql else None,
             "pgbench": self.pgbench.to_json() if self.pgbench else None,
             "ceiling": round(self.ceiling, 1), "ratio": round(self.ratio, 3),
@@ -105,7 +114,7 @@ class Report:
         for r in self.rows:
             table.append((
                 r.operation, r.load.generator, r.load.spread or "-", _rate(r.load.rps, r.per_call), _ms(r.load.p50_ms),
-                _ms(r.load.p99_ms), _rate(r.rpc.rps) if r.rpc else "-", (r.rpc.spread or "-") if r.rpc else "-",
+                _ms(r.load.p99_ms), _rate(r.rpc_rps), (r.rpc.spread or "-") if r.rpc else "-",
                 _rate(r.sql.rps, r.per_call) if r.sql else "-",
                 _rate(r.pgbench.rps, r.per_call) if r.pgbench else "-", _rate(r.ceiling), f"{r.ratio:.2f}",
                 "-" if math.isnan(r.other_cpu) else f"{100 * r.other_cpu:.0f}%",
@@ -120,6 +129,8 @@ class Report:
         out.append("req/s of CreateLicenses(100) is calls/s (licenses/s in brackets); SQL/pgbench ceilings are "
                    "transactions/s (licenses/s in brackets).")
         out.append("ceiling = RPC ceiling for reads, min(RPC, SQL) for writes; ratio = req/s / ceiling.")
+        out.append(f"RPC ceil = the bare server's calls/s, the mean of its runs before and after the scenarios "
+                   f"({self._rpc_runs()}).")
         out.append("conns = the load generator's connections per server process during the run (the kernel spreads "
                    "connections, not calls); (conns) the same for the RPC ceiling.")
         out.append(f"other CPU = share of the machine's CPU that work outside the benchmark used during the row's run "
@@ -131,6 +142,14 @@ class Report:
             out.extend(f"note: {n}" for n in self.notes)
         out.append(f"\nrun time: {self.seconds:.0f}s")
         return "\n".join(out)
+
+    def _rpc_runs(self) -> str:
+        runs: dict[str, str] = {}
+        for r in self.rows:
+            if r.rpc is not None:
+                after = f" then {r.rpc_after.rps:,.0f}" if r.rpc_after else ", not measured after"
+                runs.setdefault(r.load.generator, f"{r.load.generator}: {r.rpc.rps:,.0f}{after}")
+        return "; ".join(runs.values()) or "none"
 
     def _targets(self) -> list[str]:
         lines = ["targets:"]

@@ -128,18 +128,25 @@ class Ceilings:
     sql: dict[str, tuple[Measurement, Measurement | None]] = field(default_factory=dict)  # psycopg, pgbench
 
 
-def measure_ceilings(settings: BenchSettings, database_url: str, account: data.BenchAccount, fixtures: Fixtures,
-                     drivers: Drivers, ceiling: Server, pgbench: bool) -> Ceilings:
-    ceilings = Ceilings()
+def measure_rpc_ceilings(settings: BenchSettings, account: data.BenchAccount, drivers: Drivers,
+                         ceiling: Server) -> dict[str, Measurement]:
+    """The bare server's calls/s under each load generator the scenarios use."""
+    rpc = {}
     print(f"  RPC ceiling, {drivers.fixed_name}")
-    empty = drivers.fixed(ceiling.address, EMPTY, b"", account.metadata, spread=ceiling.spread)
-    ceilings.rpc[drivers.fixed_name] = empty.measurement
+    rpc[drivers.fixed_name] = drivers.fixed(ceiling.address, EMPTY, b"", account.metadata,
+                                            spread=ceiling.spread).measurement
     print(f"  RPC ceiling, {drivers.varied.name}")
     lanes = [[b""]] * drivers.concurrency
     result = drivers.varied.run(ceiling.address, EMPTY, account.metadata, lanes, settings.seconds, settings.warmup,
                                 ceiling.spread)
     _no_errors(EMPTY, result)
-    ceilings.rpc[drivers.varied.name] = result.measurement
+    rpc[drivers.varied.name] = result.measurement
+    return rpc
+
+
+def measure_ceilings(settings: BenchSettings, database_url: str, account: data.BenchAccount, fixtures: Fixtures,
+                     drivers: Drivers, ceiling: Server, pgbench: bool) -> Ceilings:
+    ceilings = Ceilings(measure_rpc_ceilings(settings, account, drivers, ceiling))
     payload = data.sample_payload(account.apps["ceiling"])
     transactions = {
         "point": sql_ceiling.point_read(fixtures.get_key),
