@@ -113,11 +113,12 @@ def main() -> int:
         _server_log(run, "licensing serve")
 
         # The machine's speed drifts over a run: the rows' RPC ceiling is the mean of before and after.
-        with ceiling_server(settings.workers) as ceiling:
-            after = run.attempt("RPC ceilings again, after the scenarios",
-                                lambda: scenarios.measure_rpc_ceilings(settings, account, drivers, ceiling))
-        if after:
-            run.report.rows = [replace(r, rpc_after=after.get(r.load.generator)) for r in run.report.rows]
+        if run.report.rows:
+            with ceiling_server(settings.workers) as ceiling:
+                after = run.attempt("RPC ceilings again, after the scenarios",
+                                    lambda: scenarios.measure_rpc_ceilings(settings, account, drivers, ceiling))
+            if after:
+                run.report.rows = [replace(r, rpc_after=after.get(r.load.generator)) for r in run.report.rows]
 
         if settings.wants("relay"):
             run.report.relay = run.attempt(
