@@ -1,10 +1,12 @@
-"""A/B of two revisions of the server under the same fixed-request load, in alternating rounds.
+"""A/B of two revisions of the server under the same load, in alternating rounds.
 
 A change worth a few % cannot be told apart by two `make bench` runs: the machine's speed drifts by
 more than that between them. Here both servers run in every round, one after the other, in an order
 that alternates (AB, BA, AB, ...), each on a fresh start against the same database, with the same
-h2load load and the same even spread of connections, so that drift falls on both alike. Each round
-reports calls/s and the server's CPU time per call (its workers and relay, user + system).
+load and the same even spread of connections, so that drift falls on both alike: h2load with one
+fixed request (`--op validate|get|keys`), or the hand-framed Python generator for UpdateLicense
+(`--op update`: revoke/activate, each concurrent call on licenses of its own). Each round reports
+calls/s and the server's CPU time per call (its workers and relay, user + system).
 
     python -m bench.compare HEAD~1                  # HEAD~1 against this working tree, changes and all
     python -m bench.compare --op get main HEAD      # two revisions
@@ -36,7 +38,8 @@ from server.adapters.local_services import event_stream, fresh_database, nats_se
 from . import data
 from .h2load import H2Load, check_call, h2load_binary
 from .infra import ROOT, Server, licensing_server, wait_for_connections
-from .scenarios import GET, SIGNING_KEYS, VALIDATE
+from .pyload import H2_FRAMES, PyLoad
+from .scenarios import GET, KEYS_PER_LANE, SIGNING_KEYS, UPDATE, VALIDATE, revoke_activate_lanes
 
 WORKING_TREE = "."
 
@@ -79,29 +82,51 @@ def server_cpu_seconds(server: Server) -> float:
     return total
 
 
-def requests(database_url: str, account: data.BenchAccount) -> dict[str, tuple[str, bytes]]:
-    key, bound_key = data.copy_licenses(database_url, account.apps["main"], 2)
-    validate = vpb.ValidateLicenseRequest(app_id=str(account.apps["main"]), key=bound_key, hwid=uuid.uuid4().hex,
-                                          nonce="bench")
+@dataclass(frozen=True)
+class Load:
+    """One fixed request (h2load), or lanes of requests that vary (the hand-framed Python generator)."""
+
+    method: str
+    request: bytes = b""
+    lanes: list[list[bytes]] | None = None
+
+
+def loads(database_url: str, account: data.BenchAccount, concurrency: int) -> dict[str, Load]:
+    app = account.apps["main"]
+    key, bound_key = data.copy_licenses(database_url, app, 2)
+    validate = vpb.ValidateLicenseRequest(app_id=str(app), key=bound_key, hwid=uuid.uuid4().hex, nonce="bench")
+    # Every concurrent call revokes and activates licenses of its own, so each call is a change; a
+    # round that ends mid-lane leaves some revoked, whose first revoke of the next round changes nothing.
+    update_keys = data.copy_licenses(database_url, app, concurrency * KEYS_PER_LANE)
+    keys_of_lanes = [update_keys[i:i + KEYS_PER_LANE] for i in range(0, len(update_keys), KEYS_PER_LANE)]
     return {
-        "validate": (VALIDATE, validate.SerializeToString()),
-        "get": (GET, pb.GetLicenseRequest(key=key).SerializeToString()),
-        "keys": (SIGNING_KEYS, b""),
+        "validate": Load(VALIDATE, validate.SerializeToString()),
+        "get": Load(GET, pb.GetLicenseRequest(key=key).SerializeToString()),
+        "keys": Load(SIGNING_KEYS),
+        "update": Load(UPDATE, lanes=revoke_activate_lanes(keys_of_lanes)),
     }
 
 
-def one_round(h2: H2Load, server: Server, method: str, request: bytes, account: data.BenchAccount,
+def one_round(h2: H2Load, varied: PyLoad, server: Server, load: Load, account: data.BenchAccount,
               seconds: float, warmup: float) -> Round:
-    check_call(server.address, method, request, account.metadata)  # and binds the device, the first time
-    response_size = len(check_call(server.address, method, request, account.metadata))
     cpu_before = [0.0]
 
     def snapshot() -> None:
         cpu_before[0] = server_cpu_seconds(server)
 
-    m = h2.run(server.address, method, request, account.metadata, seconds, warmup, response_size, snapshot,
-               server.spread)
-    return Round(m.rps, (server_cpu_seconds(server) - cpu_before[0]) / max(1, m.ok) * 1e6, m.spread)
+    if load.lanes is not None:
+        snapshot()  # the generator counts its warm-up calls too: so does the CPU
+        result = varied.run(server.address, load.method, account.metadata, load.lanes, seconds, warmup, server.spread)
+        if result.first_error:
+            raise RuntimeError(f"{load.method}: {result.first_error}")
+        calls, m = result.total_ok, result.measurement
+    else:
+        check_call(server.address, load.method, load.request, account.metadata)  # binds the device, the first time
+        response_size = len(check_call(server.address, load.method, load.request, account.metadata))
+        m = h2.run(server.address, load.method, load.request, account.metadata, seconds, warmup, response_size,
+                   snapshot, server.spread)
+        calls = m.ok
+    return Round(m.rps, (server_cpu_seconds(server) - cpu_before[0]) / max(1, calls) * 1e6, m.spread)
 
 
 def _env(parser: argparse.ArgumentParser, pairs: list[str]) -> dict[str, str]:
@@ -118,7 +143,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("base", help="revision A")
     parser.add_argument("changed", nargs="?", default=WORKING_TREE, help="revision B (default: this working tree)")
-    parser.add_argument("--op", choices=("validate", "get", "keys"), default="validate")
+    parser.add_argument("--op", choices=("validate", "get", "keys", "update"), default="validate")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--warmup", type=float, default=2)
@@ -133,6 +158,7 @@ def main() -> int:
     if not h2load_binary():
         parser.error("h2load is not installed (Debian: nghttp2-client)")
     h2 = H2Load(args.connections, args.streams)
+    varied = PyLoad(psutil.cpu_count() or 1, args.connections, H2_FRAMES)
     results: dict[str, list[Round]] = {"A": [], "B": []}
 
     with contextlib.ExitStack() as stack:
@@ -140,17 +166,18 @@ def main() -> int:
         database_url = stack.enter_context(fresh_database(postgres_server_url(), "licensing_compare"))
         stream = stack.enter_context(event_stream(stack.enter_context(nats_server()), "licensing_compare"))
         account = data.create_account(database_url)
-        method, request = requests(database_url, account)[args.op]
+        load = loads(database_url, account, args.connections * args.streams)[args.op]
         wait_for_connections(database_url, args.workers * 30 + 10)
         print(f"{args.op}: A = {args.base} {envs['A'] or ''}, B = {args.changed} {envs['B'] or ''}; "
               f"{args.rounds} rounds of {args.warmup:g} s warm-up "
-              f"+ {args.seconds:g} s, h2load -c {args.connections} -m {args.streams}, {args.workers} workers",
+              f"+ {args.seconds:g} s, {varied.name if load.lanes else 'h2load'} -c {args.connections} -m {args.streams}, "
+              f"{args.workers} workers",
               flush=True)
         for n in range(args.rounds):
             for label in ("AB" if n % 2 == 0 else "BA"):
                 with licensing_server(database_url, stream, args.workers, trees[label], f"compare {label}",
                                       envs[label]) as server:
-                    r = one_round(h2, server, method, request, account, args.seconds, args.warmup)
+                    r = one_round(h2, varied, server, load, account, args.seconds, args.warmup)
                 results[label].append(r)
                 print(f"  round {n + 1} {label}: {r.rps:8,.0f} calls/s  {r.cpu_us:6.1f} µs CPU/call  "
                       f"spread {r.spread}", flush=True)

@@ -311,14 +311,20 @@ def _page_plan(database_url: str, app: uuid.UUID, after: int) -> str:
 # Writes
 
 
-def update_license(ctx: Context) -> Row:
-    """Revoke/activate alternating on many licenses, each concurrent call on licenses of its own, so
-    that every call is a real change (a new version and an event), never a no-op."""
-    lanes: list[list[bytes]] = []
-    for keys in ctx.fixtures.update_lanes:
+def revoke_activate_lanes(keys_of_lanes: list[list[str]]) -> list[list[bytes]]:
+    """UpdateLicense requests, a lane per list of keys: revoke each license, then activate each."""
+    lanes = []
+    for keys in keys_of_lanes:
         revoke = [pb.UpdateLicenseRequest(key=k, action=pb.LICENSE_ACTION_REVOKE).SerializeToString() for k in keys]
         activate = [pb.UpdateLicenseRequest(key=k, action=pb.LICENSE_ACTION_ACTIVATE).SerializeToString() for k in keys]
         lanes.append(revoke + activate)
+    return lanes
+
+
+def update_license(ctx: Context) -> Row:
+    """Revoke/activate alternating on many licenses, each concurrent call on licenses of its own, so
+    that every call is a real change (a new version and an event), never a no-op."""
+    lanes = revoke_activate_lanes(ctx.fixtures.update_lanes)
     keys = [k for lane in ctx.fixtures.update_lanes for k in lane]
     before = _versions_and_events(ctx.database_url, keys)
     s = ctx.settings
