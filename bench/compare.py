@@ -39,7 +39,16 @@ from . import data
 from .h2load import H2Load, check_call, h2load_binary
 from .infra import ROOT, Server, licensing_server, wait_for_connections
 from .pyload import H2_FRAMES, PyLoad
-from .scenarios import GET, KEYS_PER_LANE, SIGNING_KEYS, UPDATE, VALIDATE, revoke_activate_lanes
+from .scenarios import (
+    GET,
+    KEYS_PER_LANE,
+    SIGNING_KEYS,
+    UPDATE,
+    VALIDATE,
+    no_errors,
+    revoke_activate_lanes,
+    split_into_lanes,
+)
 
 WORKING_TREE = "."
 
@@ -91,20 +100,20 @@ class Load:
     lanes: list[list[bytes]] | None = None
 
 
-def loads(database_url: str, account: data.BenchAccount, concurrency: int) -> dict[str, Load]:
+def load_of(op: str, database_url: str, account: data.BenchAccount, concurrency: int) -> Load:
     app = account.apps["main"]
-    key, bound_key = data.copy_licenses(database_url, app, 2)
-    validate = vpb.ValidateLicenseRequest(app_id=str(app), key=bound_key, hwid=uuid.uuid4().hex, nonce="bench")
-    # Every concurrent call revokes and activates licenses of its own, so each call is a change; a
-    # round that ends mid-lane leaves some revoked, whose first revoke of the next round changes nothing.
-    update_keys = data.copy_licenses(database_url, app, concurrency * KEYS_PER_LANE)
-    keys_of_lanes = [update_keys[i:i + KEYS_PER_LANE] for i in range(0, len(update_keys), KEYS_PER_LANE)]
-    return {
-        "validate": Load(VALIDATE, validate.SerializeToString()),
-        "get": Load(GET, pb.GetLicenseRequest(key=key).SerializeToString()),
-        "keys": Load(SIGNING_KEYS),
-        "update": Load(UPDATE, lanes=revoke_activate_lanes(keys_of_lanes)),
-    }
+    if op == "update":
+        # Every concurrent call revokes and activates licenses of its own, so each call is a change; a round
+        # that ends mid-lane leaves some revoked, whose first revoke of the next round changes nothing.
+        keys = data.copy_licenses(database_url, app, concurrency * KEYS_PER_LANE)
+        return Load(UPDATE, lanes=revoke_activate_lanes(split_into_lanes(keys)))
+    if op == "keys":
+        return Load(SIGNING_KEYS)
+    (key,) = data.copy_licenses(database_url, app, 1)
+    if op == "get":
+        return Load(GET, pb.GetLicenseRequest(key=key).SerializeToString())
+    validate = vpb.ValidateLicenseRequest(app_id=str(app), key=key, hwid=uuid.uuid4().hex, nonce="bench")
+    return Load(VALIDATE, validate.SerializeToString())
 
 
 def one_round(h2: H2Load, varied: PyLoad, server: Server, load: Load, account: data.BenchAccount,
@@ -117,8 +126,7 @@ def one_round(h2: H2Load, varied: PyLoad, server: Server, load: Load, account: d
     if load.lanes is not None:
         snapshot()  # the generator counts its warm-up calls too: so does the CPU
         result = varied.run(server.address, load.method, account.metadata, load.lanes, seconds, warmup, server.spread)
-        if result.first_error:
-            raise RuntimeError(f"{load.method}: {result.first_error}")
+        no_errors(load.method, result)
         calls, m = result.total_ok, result.measurement
     else:
         check_call(server.address, load.method, load.request, account.metadata)  # binds the device, the first time
@@ -166,7 +174,7 @@ def main() -> int:
         database_url = stack.enter_context(fresh_database(postgres_server_url(), "licensing_compare"))
         stream = stack.enter_context(event_stream(stack.enter_context(nats_server()), "licensing_compare"))
         account = data.create_account(database_url)
-        load = loads(database_url, account, args.connections * args.streams)[args.op]
+        load = load_of(args.op, database_url, account, args.connections * args.streams)
         wait_for_connections(database_url, args.workers * 30 + 10)
         print(f"{args.op}: A = {args.base} {envs['A'] or ''}, B = {args.changed} {envs['B'] or ''}; "
               f"{args.rounds} rounds of {args.warmup:g} s warm-up "

@@ -72,10 +72,8 @@ def load_fixtures(settings: BenchSettings, database_url: str, account: data.Benc
                                      (apps[name], int(rows * 0.9))).fetchone()
             assert row is not None
             deep[name] = int(row[0])
-    update_keys = main[2:]
     return Fixtures(
-        get_key=main[0], validate_key=main[1], hwid=uuid.uuid4().hex * 2,
-        update_lanes=[update_keys[i * KEYS_PER_LANE:(i + 1) * KEYS_PER_LANE] for i in range(lanes)],
+        get_key=main[0], validate_key=main[1], hwid=uuid.uuid4().hex * 2, update_lanes=split_into_lanes(main[2:]),
         lag_keys=[lag_keys[:LAG_KEYS], lag_keys[LAG_KEYS:]], ceiling_ids=(int(lo), int(hi)), deep_after=deep,
     )
 
@@ -118,7 +116,7 @@ class Drivers:
         if between is not None:
             between()  # before the warm-up: the Python generator counts warm-up successes too
         result = self.py.run(address, method, metadata, [[request]] * self.concurrency, seconds, warmup, spread)
-        _no_errors(method, result)
+        no_errors(method, result)
         return Fixed(result.measurement, result.total_ok, 0)
 
 
@@ -139,7 +137,7 @@ def measure_rpc_ceilings(settings: BenchSettings, account: data.BenchAccount, dr
     lanes = [[b""]] * drivers.concurrency
     result = drivers.varied.run(ceiling.address, EMPTY, account.metadata, lanes, settings.seconds, settings.warmup,
                                 ceiling.spread)
-    _no_errors(EMPTY, result)
+    no_errors(EMPTY, result)
     rpc[drivers.varied.name] = result.measurement
     return rpc
 
@@ -220,7 +218,7 @@ def get_license_varied(ctx: Context) -> Row:
     s = ctx.settings
     result = ctx.drivers.varied.run(ctx.address, GET, ctx.account.metadata, lanes, s.seconds, s.warmup,
                                     ctx.server.spread)
-    _no_errors(GET, result)
+    no_errors(GET, result)
     distinct = sum(len(lane) for lane in lanes)
     return ctx.row(f"GetLicense ({distinct:,} distinct keys)", "read", result.measurement, "point")
 
@@ -311,6 +309,11 @@ def _page_plan(database_url: str, app: uuid.UUID, after: int) -> str:
 # Writes
 
 
+def split_into_lanes(keys: list[str]) -> list[list[str]]:
+    """KEYS_PER_LANE keys for each concurrent call."""
+    return [keys[i:i + KEYS_PER_LANE] for i in range(0, len(keys), KEYS_PER_LANE)]
+
+
 def revoke_activate_lanes(keys_of_lanes: list[list[str]]) -> list[list[bytes]]:
     """UpdateLicense requests, a lane per list of keys: revoke each license, then activate each."""
     lanes = []
@@ -330,7 +333,7 @@ def update_license(ctx: Context) -> Row:
     s = ctx.settings
     result = ctx.drivers.varied.run(ctx.address, UPDATE, ctx.account.metadata, lanes, s.seconds, s.warmup,
                                     ctx.server.spread)
-    _no_errors(UPDATE, result)
+    no_errors(UPDATE, result)
     after = _versions_and_events(ctx.database_url, keys)
     changes, events = after[0] - before[0], after[1] - before[1]
     if not changes == events == result.total_ok:
@@ -361,7 +364,7 @@ def create_licenses(ctx: Context, quantity: int) -> tuple[Row, str]:
     return row, ctx.profile(f"CreateLicenses({quantity})", CREATE, request)
 
 
-def _no_errors(method: str, result: PyLoadResult) -> None:
+def no_errors(method: str, result: PyLoadResult) -> None:
     if result.first_error or not result.total_ok:
         raise CheckFailed(f"{method}: {result.measurement.errors} calls failed in the window, "
                           f"{result.total_ok} succeeded; first error: {result.first_error}")
